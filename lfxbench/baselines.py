@@ -1,0 +1,60 @@
+"""Reference inputs: what a feature becomes when it is "removed"."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def gaussian_blur(inputs: torch.Tensor, kernel_size: int, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur over the spatial axes: the last two (images) or last one (series).
+
+    Reflect padding as in torchvision's ``GaussianBlur``; replicate where the input is too
+    small to reflect.
+    """
+    radius = kernel_size // 2
+    offsets = torch.arange(-radius, radius + 1, dtype=inputs.dtype, device=inputs.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    spatial_dims = 2 if inputs.dim() >= 4 else 1
+    leading_shape = inputs.shape[: inputs.dim() - spatial_dims]
+    # Blur each spatial axis in turn as a 1-D convolution over that axis moved last.
+    out = inputs.reshape(-1, *inputs.shape[inputs.dim() - spatial_dims :])
+    for axis in range(1, spatial_dims + 1):
+        moved = out.movedim(axis, -1)
+        lines = moved.reshape(-1, 1, moved.shape[-1])
+        mode = "reflect" if radius < lines.shape[-1] else "replicate"
+        padded = torch.nn.functional.pad(lines, (radius, radius), mode=mode)
+        blurred = torch.nn.functional.conv1d(padded, kernel.view(1, 1, -1))
+        out = blurred.reshape(moved.shape).movedim(-1, axis)
+    return out.reshape(*leading_shape, *out.shape[1:])
+
+
+class Baseline(BaseModel):
+    """``black`` (zeros), ``blur`` (Gaussian blur of the input itself) or ``mean`` (train mean).
+
+    Written in a suite as a bare kind (``baseline: blur``) or with its parameters
+    (``baseline: {kind: blur, kernel_size: 21, sigma: 5}``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["black", "blur", "mean"] = "black"
+    kernel_size: int = Field(21, ge=1)
+    sigma: float = Field(5.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_kind(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    def __call__(self, inputs: torch.Tensor, train_mean: torch.Tensor | None = None) -> torch.Tensor:
+        if self.kind == "black":
+            return torch.zeros_like(inputs)
+        if self.kind == "blur":
+            return gaussian_blur(inputs, self.kernel_size, self.sigma)
+        if train_mean is None:
+            raise ValueError("the 'mean' baseline needs the training mean")
+        return train_mean.to(inputs).expand_as(inputs).clone()

@@ -1,0 +1,112 @@
+"""``lfxbench run | list | leaderboard | validate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from lfxbench.errors import LfxbenchError
+from lfxbench.registry import REGISTRIES
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lfxbench", description="Benchmark label-free explanation methods of encoders.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a suite and write its leaderboard")
+    run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
+    run.add_argument("--out", type=Path, default=Path("runs"),
+                     help="parent of the run directory (default: runs)")
+    run.add_argument("--run-name", help="run directory name (default: the suite's name)")
+    run.add_argument("--cache-dir", type=Path,
+                     help="trained models and attributions (default: $LFXBENCH_CACHE or runs/cache)")
+    run.add_argument("--data-dir", type=Path,
+                     help="folder of real dataset files (default: $LFXBENCH_DATA or ./data)")
+    run.add_argument("--device", help="override the suite's device: auto, cpu, cuda, cuda:N")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    listing = commands.add_parser("list", help="list registered methods, metrics, models, datasets")
+    listing.add_argument("what", choices=sorted(REGISTRIES))
+
+    board = commands.add_parser("leaderboard", help="render the leaderboard of a run directory")
+    board.add_argument("run_dir", type=Path)
+    board.add_argument("--format", choices=("md", "csv", "html"), default="md")
+    board.add_argument("--output", type=Path, help="write to this file instead of stdout")
+
+    validate = commands.add_parser("validate", help="check a suite file without running it")
+    validate.add_argument("suite", type=Path)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lfxbench.results import write_run
+    from lfxbench.runner import Runner
+    from lfxbench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    run_dir = args.out / (args.run_name or suite.name)
+    started = time.perf_counter()
+    runner = Runner(suite, run_dir, cache_dir=args.cache_dir, data_dir=args.data_dir,
+                    device=args.device, progress=not args.quiet)
+    records = runner.run()
+    written = write_run(run_dir, suite, records, runner.environment)
+    print((run_dir / "leaderboard.md").read_text())
+    print(f"{len(records)} cells on {runner.environment['device_name']} in "
+          f"{time.perf_counter() - started:.1f} s; written to {run_dir}/")
+    for name in sorted(written):
+        print(f"  {written[name]}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    entries = list(REGISTRIES[args.what])
+    width = max((len(entry.name) for entry in entries), default=0)
+    for entry in entries:
+        print(f"{entry.name:<{width}}  {entry.description}")
+    return 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from lfxbench.leaderboard import aggregate, render
+    from lfxbench.results import load_results
+
+    results = load_results(args.run_dir)
+    text = render(aggregate(results), args.format, title=str(results["suite"].iloc[0]))
+    if args.output:
+        from lfxbench.storage import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from lfxbench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    print(f"{args.suite}: valid; {len(suite.cells())} cells")
+    return 0
+
+
+COMMANDS = {"run": _run, "list": _list, "leaderboard": _leaderboard, "validate": _validate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except LfxbenchError as error:
+        print(f"lfxbench: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("lfxbench: interrupted; finished cells and caches are kept, rerun to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Where a result was measured: device, hardware and library versions."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+
+import torch
+
+from lfxbench.errors import LfxbenchError
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; an unavailable device is an error."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LfxbenchError(f"device {spec!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise LfxbenchError(f"device {spec!r} requested but MPS is not available")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("lfxbench", "torch", "captum", "numpy", "pandas"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found

@@ -1,0 +1,33 @@
+"""What a model-zoo entry is: a module with an explained encoder and its own objective."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from lfxbench.recipe import Recipe
+
+
+class ZooModel(nn.Module):
+    """A trainable model whose ``encoder`` (inputs -> latent vectors) is what gets explained.
+
+    Subclasses set ``encoder`` in ``__init__``, list the training objectives they support,
+    and return the per-example loss of an objective. Everything else (optimiser, early
+    stopping, checkpoints, caching) is the engine's.
+    """
+
+    objectives: ClassVar[tuple[str, ...]] = ("reconstruction",)
+    encoder: nn.Module
+
+    @abstractmethod
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+        """Per-example loss ``[B]`` of ``recipe.objective`` (labels only for supervised ones)."""
+
+    def encoder_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters that shape the latent space: what loss-based methods differentiate."""
+        return self.encoder.parameters()

@@ -1,0 +1,151 @@
+"""Name -> implementation registries for methods, metrics, models and datasets.
+
+Built-ins register themselves on import of their package; a user's code enters the
+same way, through a file or module listed under ``plugins:`` in a suite, or through
+the ``lfxbench.plugins`` entry-point group of an installed package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from lfxbench.errors import LfxbenchError, UnknownNameError
+
+T = TypeVar("T")
+
+ENTRY_POINT_GROUP = "lfxbench.plugins"
+
+
+@dataclass(frozen=True)
+class Registered(Generic[T]):
+    name: str
+    target: T
+    description: str
+
+
+def _first_doc_line(obj: Any) -> str:
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Registered[T]] = {}
+
+    def register(self, name: str, description: str | None = None) -> Callable[[T], T]:
+        """Decorator: ``@METHODS.register("saliency")`` over a class or function."""
+
+        def decorate(target: T) -> T:
+            previous = self._entries.get(name)
+            if previous is not None and previous.target is not target:
+                # Re-importing the same module (e.g. a plugin file loaded twice) is fine;
+                # two different implementations under one name are not.
+                same_origin = (
+                    getattr(previous.target, "__qualname__", None)
+                    == getattr(target, "__qualname__", None)
+                    and getattr(previous.target, "__module__", None)
+                    == getattr(target, "__module__", None)
+                )
+                if not same_origin:
+                    raise LfxbenchError(
+                        f"{self.kind} {name!r} is already registered by "
+                        f"{previous.target!r}; pick another name"
+                    )
+            self._entries[name] = Registered(name, target, description or _first_doc_line(target))
+            return target
+
+        return decorate
+
+    def get(self, name: str) -> T:
+        load_builtins()
+        try:
+            return self._entries[name].target
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self._entries) from None
+
+    def __contains__(self, name: str) -> bool:
+        load_builtins()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Registered[T]]:
+        load_builtins()
+        return iter(sorted(self._entries.values(), key=lambda entry: entry.name))
+
+    def names(self) -> list[str]:
+        return [entry.name for entry in self]
+
+
+METHODS: Registry[Any] = Registry("method")
+METRICS: Registry[Any] = Registry("metric")
+MODELS: Registry[Any] = Registry("model")
+DATASETS: Registry[Any] = Registry("dataset")
+
+REGISTRIES = {"methods": METHODS, "metrics": METRICS, "models": MODELS, "datasets": DATASETS}
+
+register_method = METHODS.register
+register_metric = METRICS.register
+register_model = MODELS.register
+register_dataset = DATASETS.register
+
+_BUILTIN_PACKAGES = (
+    "lfxbench.datasets",
+    "lfxbench.models",
+    "lfxbench.methods",
+    "lfxbench.metrics",
+)
+_builtins_loaded = False
+
+
+def load_builtins() -> None:
+    """Import the shipped plugin packages and the installed entry points, once."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    for package in _BUILTIN_PACKAGES:
+        importlib.import_module(package)
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry_point.load()
+        except Exception as error:  # a broken third-party plugin must say who it is
+            raise LfxbenchError(
+                f"plugin entry point {entry_point.name!r} ({entry_point.value}) failed to "
+                f"load: {error}"
+            ) from error
+
+
+def load_plugin(spec: str, base_dir: Path | None = None) -> None:
+    """Import a plugin given as a ``.py`` path (relative to ``base_dir``) or a module name."""
+    load_builtins()
+    if spec.endswith(".py") or "/" in spec:
+        path = Path(spec)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        path = path.resolve()
+        if not path.is_file():
+            raise LfxbenchError(f"plugin file {str(path)!r} does not exist")
+        module_name = f"lfxbench_plugin_{path.stem}_{abs(hash(str(path))):x}"
+        if module_name in sys.modules:
+            return
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception:
+            del sys.modules[module_name]
+            raise
+    else:
+        try:
+            importlib.import_module(spec)
+        except ModuleNotFoundError as error:
+            raise LfxbenchError(f"plugin module {spec!r} cannot be imported: {error}") from error

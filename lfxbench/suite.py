@@ -1,0 +1,256 @@
+"""Suites: YAML files validated into typed objects and expanded into cells.
+
+Every problem is reported with the file, the field path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lfxbench.baselines import Baseline
+from lfxbench.errors import LfxbenchError, SuiteError, UnknownNameError
+from lfxbench.params import validate_params
+from lfxbench.recipe import Recipe
+from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS, Registry, load_plugin
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """Hash of a JSON-able payload, independent of key order: the root of every cache key."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Entry(_Strict):
+    """A registered thing by name, with parameters; a bare string is shorthand for the name."""
+
+    name: str
+    id: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _default_id(self) -> Entry:
+        if not self.id:
+            object.__setattr__(self, "id", self.name)
+        return self
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params}
+
+
+class ModelEntry(Entry):
+    """A model of the zoo trained on one of the suite's datasets with a recipe."""
+
+    dataset: str
+    recipe: Recipe = Field(default_factory=Recipe)
+    baseline: Baseline = Field(default_factory=Baseline)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "dataset": self.dataset,
+            "recipe": self.recipe.model_dump(),
+            "baseline": self.baseline.model_dump(),
+        }
+
+
+class Suite(_Strict):
+    """A benchmark: datasets x models x methods x metrics x seeds."""
+
+    name: str
+    description: str = ""
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    batch_size: int = Field(256, ge=1, description="examples per attribution / metric batch")
+    plugins: list[str] = Field(default_factory=list)
+    datasets: list[Entry] = Field(min_length=1)
+    models: list[ModelEntry] = Field(min_length=1)
+    methods: list[Entry] = Field(min_length=1)
+    metrics: list[Entry] = Field(min_length=1)
+    source: str = Field("<suite>", exclude=True)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct")
+        return seeds
+
+    def dataset(self, dataset_id: str) -> Entry:
+        return next(entry for entry in self.datasets if entry.id == dataset_id)
+
+    def model_config_of(self, model: ModelEntry) -> dict[str, Any]:
+        """The model entry's full configuration, its dataset's included."""
+        return {**model.config(), "dataset": self.dataset(model.dataset).config()}
+
+    def cells(self) -> list[Cell]:
+        """Every (model, method, metric, seed) the suite asks for, method kinds matched."""
+        cells = []
+        for model in self.models:
+            for seed in self.seeds:
+                for method in self.methods:
+                    method_kind = METHODS.get(method.name).explains
+                    for metric in self.metrics:
+                        if METRICS.get(metric.name).explains == method_kind:
+                            cells.append(Cell(self, model, method, metric, seed))
+        return cells
+
+
+@dataclass(frozen=True)
+class Cell:
+    suite: Suite
+    model: ModelEntry
+    method: Entry
+    metric: Entry
+    seed: int
+
+    @property
+    def model_key(self) -> str:
+        return stable_hash({"model": self.suite.model_config_of(self.model), "seed": self.seed})
+
+    @property
+    def attribution_key(self) -> str:
+        return stable_hash({"model": self.model_key, "method": self.method.config(),
+                            "batch_size": self.suite.batch_size})
+
+    @property
+    def key(self) -> str:
+        return stable_hash({"attribution": self.attribution_key, "metric": self.metric.config()})
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _allowed_fields(location: tuple[Any, ...]) -> list[str] | None:
+    """The fields of the schema object that holds the field at ``location``."""
+    model: type[BaseModel] = Suite
+    for part in location[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return [name for name in model.model_fields if name != "source"]
+
+
+def _check_entry(
+    problems: list[tuple[str, str]], field: str, entry: Entry, registry: Registry[Any],
+    skip: tuple[str, ...],
+) -> Entry:
+    try:
+        target = registry.get(entry.name)
+    except UnknownNameError as error:
+        problems.append((f"{field}.name", str(error)))
+        return entry
+    params, param_problems = validate_params(target, entry.params, skip=skip)
+    problems.extend((f"{field}.params.{name}", message) for name, message in param_problems)
+    if param_problems:
+        return entry
+    return entry.model_copy(update={"params": params})
+
+
+def _check_unique_ids(problems: list[tuple[str, str]], field: str, entries: list[Entry]) -> None:
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        if entry.id in seen:
+            problems.append((f"{field}[{index}].id", f"duplicate id {entry.id!r}; give each a distinct `id:`"))
+        seen.add(entry.id)
+
+
+def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None) -> Suite:
+    """Validate a parsed YAML document into a Suite, or raise SuiteError listing every problem."""
+    if not isinstance(raw, dict):
+        raise SuiteError(source, [("(top level)", "a suite is a mapping with keys: "
+                                   + ", ".join(f for f in Suite.model_fields if f != "source"))])
+    try:
+        suite = Suite.model_validate({**raw, "source": source})
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            message = item["msg"]
+            if item["type"] == "extra_forbidden":
+                allowed = _allowed_fields(item["loc"])
+                message = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+            problems.append((_field_path(item["loc"]), message))
+        raise SuiteError(source, problems) from None
+
+    problems: list[tuple[str, str]] = []
+    for index, plugin in enumerate(suite.plugins):
+        try:
+            load_plugin(plugin, base_dir)
+        except LfxbenchError as error:
+            problems.append((f"plugins[{index}]", str(error)))
+    if problems:
+        raise SuiteError(source, problems)
+
+    datasets = [_check_entry(problems, f"datasets[{i}]", entry, DATASETS, ("data_dir",))
+                for i, entry in enumerate(suite.datasets)]
+    methods = [_check_entry(problems, f"methods[{i}]", entry, METHODS, ("encoder",))
+               for i, entry in enumerate(suite.methods)]
+    metrics = [_check_entry(problems, f"metrics[{i}]", entry, METRICS, ())
+               for i, entry in enumerate(suite.metrics)]
+    models = []
+    dataset_ids = [entry.id for entry in suite.datasets]
+    for index, entry in enumerate(suite.models):
+        field = f"models[{index}]"
+        checked = _check_entry(problems, field, entry, MODELS, ())
+        if entry.dataset not in dataset_ids:
+            problems.append((f"{field}.dataset", f"{entry.dataset!r} is not a dataset id of this "
+                             f"suite; allowed: {', '.join(dataset_ids)}"))
+        if entry.name in MODELS:
+            objectives = MODELS.get(entry.name).objectives
+            if entry.recipe.objective not in objectives:
+                problems.append((f"{field}.recipe.objective",
+                                 f"{entry.recipe.objective!r} is not an objective of "
+                                 f"{entry.name!r}; allowed: {', '.join(objectives)}"))
+        models.append(checked)
+    for field, entries in (("datasets", suite.datasets), ("models", suite.models),
+                           ("methods", suite.methods), ("metrics", suite.metrics)):
+        _check_unique_ids(problems, field, entries)
+    if not problems:
+        method_kinds = {METHODS.get(entry.name).explains for entry in methods}
+        for index, entry in enumerate(metrics):
+            kind = METRICS.get(entry.name).explains
+            if kind not in method_kinds:
+                problems.append((f"metrics[{index}]", f"{entry.name!r} judges {kind} "
+                                 f"explanations but the suite lists no {kind} method"))
+    if problems:
+        raise SuiteError(source, problems)
+    return suite.model_copy(update={"datasets": datasets, "methods": methods,
+                                    "metrics": metrics, "models": models})
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    if not path.is_file():
+        raise LfxbenchError(f"suite file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SuiteError(str(path), [("(yaml)", str(error).replace("\n", " "))]) from None
+    return validate_suite(raw, source=str(path), base_dir=path.parent)

@@ -1,0 +1,37 @@
+"""Label-free Gradient SHAP (Lundberg & Lee, 2017), the paper's pretext-study method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from captum.attr import GradientShap
+from torch import nn
+
+from lfxbench.labelfree import LabelFreeCaptumMethod
+from lfxbench.registry import register_method
+
+
+@register_method("gradient_shap")
+class LabelFreeGradientShap(LabelFreeCaptumMethod):
+    """Expected gradients of <f(x), f(x~)> on random points between baselines and x."""
+
+    captum_method = GradientShap
+
+    def __init__(self, encoder: nn.Module, n_samples: int = 50, stdevs: float = 0.0):
+        super().__init__(encoder)
+        self.n_samples = n_samples
+        self.stdevs = stdevs
+
+    def captum_attribute(
+        self, inputs: torch.Tensor, baselines: torch.Tensor, additional_forward_args: tuple[Any, ...]
+    ) -> torch.Tensor:
+        # Captum treats `baselines` as a distribution and draws from all of its rows; with
+        # per-example baselines (e.g. blur) an example may be paired with another's.
+        return self.captum.attribute(
+            inputs,
+            baselines=baselines,
+            additional_forward_args=additional_forward_args,
+            n_samples=self.n_samples,
+            stdevs=self.stdevs,
+        )

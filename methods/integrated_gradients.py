@@ -1,0 +1,44 @@
+"""Label-free Integrated Gradients (Sundararajan et al., 2017)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from captum.attr import IntegratedGradients
+from torch import nn
+
+from lfxbench.labelfree import LabelFreeCaptumMethod
+from lfxbench.registry import register_method
+
+
+@register_method("integrated_gradients")
+class LabelFreeIntegratedGradients(LabelFreeCaptumMethod):
+    """Path integral of the gradient of <f(x), f(x~)> from the baseline to x; complete."""
+
+    captum_method = IntegratedGradients
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        n_steps: int = 50,
+        method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
+                        "riemann_middle"] = "gausslegendre",
+        internal_batch_size: int | None = None,
+    ):
+        super().__init__(encoder)
+        self.n_steps = n_steps
+        self.method = method
+        self.internal_batch_size = internal_batch_size
+
+    def captum_attribute(
+        self, inputs: torch.Tensor, baselines: torch.Tensor, additional_forward_args: tuple[Any, ...]
+    ) -> torch.Tensor:
+        return self.captum.attribute(
+            inputs,
+            baselines=baselines,
+            additional_forward_args=additional_forward_args,
+            n_steps=self.n_steps,
+            method=self.method,
+            internal_batch_size=self.internal_batch_size,
+        )

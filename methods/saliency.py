@@ -1,0 +1,30 @@
+"""Label-free Saliency: the gradient of ``g_x`` (Simonyan et al., 2014)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from captum.attr import Saliency
+from torch import nn
+
+from lfxbench.labelfree import LabelFreeCaptumMethod
+from lfxbench.registry import register_method
+
+
+@register_method("saliency")
+class LabelFreeSaliency(LabelFreeCaptumMethod):
+    """Gradient of <f(x), f(x~)> at x~ = x (absolute value by default)."""
+
+    captum_method = Saliency
+
+    def __init__(self, encoder: nn.Module, absolute: bool = True):
+        super().__init__(encoder)
+        self.absolute = absolute
+
+    def captum_attribute(
+        self, inputs: torch.Tensor, baselines: torch.Tensor, additional_forward_args: tuple[Any, ...]
+    ) -> torch.Tensor:
+        return self.captum.attribute(
+            inputs, abs=self.absolute, additional_forward_args=additional_forward_args
+        )

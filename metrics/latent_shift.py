@@ -1,0 +1,79 @@
+"""Latent-shift pixel flipping: the label-free XAI paper's feature-consistency check."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from lfxbench.baselines import Baseline
+from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.registry import register_metric
+
+PAPER_FRACTIONS = (0.05, 0.1, 0.2, 0.5, 0.8, 1.0)
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+def feature_ranks(attributions: torch.Tensor) -> torch.Tensor:
+    """Rank of every feature of every example, 0 for the most important: ``[B, D]``."""
+    flat = attributions.flatten(1)
+    order = flat.argsort(dim=1, descending=True, stable=True)
+    positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
+    return torch.empty_like(order).scatter_(1, order, positions)
+
+
+@register_metric("latent_shift")
+class LatentShift(Metric):
+    """Mask the top-M% features with a baseline; how far does the latent vector move?"""
+
+    explains = "feature"
+    direction = "higher"
+
+    def __init__(
+        self,
+        fractions: Annotated[tuple[Fraction, ...], Field(min_length=1)] = PAPER_FRACTIONS,
+        baseline: Baseline | None = None,
+        distance: Literal["squared", "euclidean"] = "squared",
+    ):
+        self.fractions = sorted(fractions)
+        self.baseline = baseline
+        self.distance = distance
+
+    def shift(self, latents: torch.Tensor, masked_latents: torch.Tensor) -> torch.Tensor:
+        squared = (masked_latents - latents).pow(2).sum(dim=-1)
+        return squared if self.distance == "squared" else squared.sqrt()
+
+    def evaluate(self, context: EvaluationContext) -> MetricResult:
+        n_features = context.inputs[0].numel()
+        counts = torch.tensor(
+            [round(fraction * n_features) for fraction in self.fractions], device=context.device
+        )
+        shifts, full_shifts = [], []
+        # Each chunk of examples is masked at every fraction at once: one forward pass of
+        # len(fractions) x chunk inputs.
+        chunk = max(1, context.batch_size // len(self.fractions))
+        for start in range(0, len(context.inputs), chunk):
+            inputs = context.inputs[start : start + chunk]
+            ranks = feature_ranks(context.attributions[start : start + chunk])
+            baselines = context.baseline_of(inputs, self.baseline)
+            masks = ranks.unsqueeze(0) < counts.view(-1, 1, 1)  # [K, B, D]
+            masked = torch.where(masks, baselines.flatten(1), inputs.flatten(1))
+            masked = masked.reshape(-1, *inputs.shape[1:])
+            latents = context.encode(inputs)
+            masked_latents = context.encode(masked).view(len(counts), len(inputs), -1)
+            shifts.append(self.shift(latents, masked_latents))
+            full_shifts.append(self.shift(latents, context.encode(baselines)))
+        mean_shift = torch.cat(shifts, dim=1).mean(dim=1).cpu().numpy()
+        full_shift = torch.cat(full_shifts).mean().item()
+        area = np.trapezoid(np.r_[0.0, mean_shift], np.r_[0.0, self.fractions])
+        # Normalised by the shift of masking everything, so models with latent spaces of
+        # different scales share one axis: ~1 means the first features masked move f the most.
+        normalised_area = area / (full_shift * self.fractions[-1]) if full_shift > 0 else 0.0
+        return MetricResult(
+            value=float(normalised_area),
+            curve=[(0.0, 0.0), *zip(self.fractions, mean_shift.tolist(), strict=True)],
+            curve_axes=("fraction of features masked", "latent shift"),
+            details={"area": float(area), "full_mask_shift": full_shift},
+        )
