@@ -50,7 +50,9 @@ class Baseline(BaseModel):
     def _from_kind(cls, value: Any) -> Any:
         return {"kind": value} if isinstance(value, str) else value
 
-    def __call__(self, inputs: torch.Tensor, train_mean: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, inputs: torch.Tensor, train_mean: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if self.kind == "black":
             return torch.zeros_like(inputs)
         if self.kind == "blur":

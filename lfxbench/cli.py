@@ -13,18 +13,26 @@ from lfxbench.registry import REGISTRIES
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lfxbench", description="Benchmark label-free explanation methods of encoders.")
+        prog="lfxbench", description="Benchmark label-free explanation methods of encoders."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a suite and write its leaderboard")
     run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
-    run.add_argument("--out", type=Path, default=Path("runs"),
-                     help="parent of the run directory (default: runs)")
+    run.add_argument(
+        "--out", type=Path, default=Path("runs"), help="parent of the run directory (default: runs)"
+    )
     run.add_argument("--run-name", help="run directory name (default: the suite's name)")
-    run.add_argument("--cache-dir", type=Path,
-                     help="trained models and attributions (default: $LFXBENCH_CACHE or runs/cache)")
-    run.add_argument("--data-dir", type=Path,
-                     help="folder of real dataset files (default: $LFXBENCH_DATA or ./data)")
+    run.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="trained models and attributions (default: $LFXBENCH_CACHE or runs/cache)",
+    )
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder of real dataset files (default: $LFXBENCH_DATA or ./data)",
+    )
     run.add_argument("--device", help="override the suite's device: auto, cpu, cuda, cuda:N")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -49,13 +57,21 @@ def _run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     run_dir = args.out / (args.run_name or suite.name)
     started = time.perf_counter()
-    runner = Runner(suite, run_dir, cache_dir=args.cache_dir, data_dir=args.data_dir,
-                    device=args.device, progress=not args.quiet)
+    runner = Runner(
+        suite,
+        run_dir,
+        cache_dir=args.cache_dir,
+        data_dir=args.data_dir,
+        device=args.device,
+        progress=not args.quiet,
+    )
     records = runner.run()
     written = write_run(run_dir, suite, records, runner.environment)
     print((run_dir / "leaderboard.md").read_text())
-    print(f"{len(records)} cells on {runner.environment['device_name']} in "
-          f"{time.perf_counter() - started:.1f} s; written to {run_dir}/")
+    print(
+        f"{len(records)} cells on {runner.environment['device_name']} in "
+        f"{time.perf_counter() - started:.1f} s; written to {run_dir}/"
+    )
     for name in sorted(written):
         print(f"  {written[name]}")
     return 0
@@ -103,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lfxbench: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("lfxbench: interrupted; finished cells and caches are kept, rerun to resume",
-              file=sys.stderr)
+        print(
+            "lfxbench: interrupted; finished cells and caches are kept, rerun to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -17,7 +17,9 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise LfxbenchError(f"device {spec!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+        raise LfxbenchError(
+            f"device {spec!r} requested but CUDA is not available; use 'auto' or 'cpu'"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise LfxbenchError(f"device {spec!r} requested but MPS is not available")
     return device

@@ -37,8 +37,11 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     ascending = board["direction"].eq("lower")
     # Rank within each (model, dataset, metric): 1 is best, ties share the better rank.
     signed = board["mean"].where(ascending, -board["mean"])
-    board["rank"] = signed.groupby([board["model"], board["dataset"], board["metric"]]).rank(
-        method="min").astype(int)
+    board["rank"] = (
+        signed.groupby([board["model"], board["dataset"], board["metric"]])
+        .rank(method="min")
+        .astype(int)
+    )
     return board.sort_values(["model", "metric", "rank", "method"], ignore_index=True)
 
 
@@ -67,9 +70,11 @@ def render(board: pd.DataFrame, fmt: Literal["md", "csv", "html"], title: str = 
     sections = wide_tables(board)
     if fmt == "md":
         parts = [f"# {title}\n"] if title else []
-        parts.append("Mean ± std over seeds, (#rank) per metric; ↑ higher is better, "
-                     "↓ lower is better. Times are per cell (metric) and per example "
-                     "(attribution).\n")
+        parts.append(
+            "Mean ± std over seeds, (#rank) per metric; ↑ higher is better, "
+            "↓ lower is better. Times are per cell (metric) and per example "
+            "(attribution).\n"
+        )
         for heading, table in sections.items():
             parts.append(f"## {heading}\n\n{table.to_markdown(index=False)}\n")
         return "\n".join(parts)
@@ -78,9 +83,13 @@ def render(board: pd.DataFrame, fmt: Literal["md", "csv", "html"], title: str = 
         for heading, table in sections.items():
             body.append(f"<h2>{html.escape(heading)}</h2>")
             body.append(table.to_html(index=False, border=0, classes="leaderboard"))
-        style = ("<style>body{font-family:sans-serif} table.leaderboard{border-collapse:collapse}"
-                 " .leaderboard td,.leaderboard th{padding:4px 10px;border-bottom:1px solid #ddd}"
-                 "</style>")
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-                f"</title>{style}</head><body>{''.join(body)}</body></html>\n")
+        style = (
+            "<style>body{font-family:sans-serif} table.leaderboard{border-collapse:collapse}"
+            " .leaderboard td,.leaderboard th{padding:4px 10px;border-bottom:1px solid #ddd}"
+            "</style>"
+        )
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title>{style}</head><body>{''.join(body)}</body></html>\n"
+        )
     raise ValueError(f"unknown format {fmt!r}; allowed: md, csv, html")

@@ -17,7 +17,7 @@ def _signature_target(target: Callable[..., Any]) -> Callable[..., Any]:
 def params_model(target: Callable[..., Any], skip: Iterable[str] = ()) -> type[BaseModel]:
     """A pydantic model whose fields are the keyword parameters of ``target``."""
     function = _signature_target(target)
-    hints = typing.get_type_hints(function)
+    hints = typing.get_type_hints(function, include_extras=True)  # keep Field constraints
     fields: dict[str, Any] = {}
     skipped = {"self", *skip}
     for name, parameter in inspect.signature(function).parameters.items():
@@ -27,7 +27,9 @@ def params_model(target: Callable[..., Any], skip: Iterable[str] = ()) -> type[B
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[name] = (annotation, default)
     config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-    return create_model(f"{getattr(target, '__name__', 'Target')}Params", __config__=config, **fields)
+    return create_model(
+        f"{getattr(target, '__name__', 'Target')}Params", __config__=config, **fields
+    )
 
 
 def validate_params(
@@ -41,7 +43,9 @@ def validate_params(
         allowed = ", ".join(model.model_fields) or "(none)"
         problems = []
         for item in error.errors():
-            field = ".".join(str(part) for part in item["loc"])
+            field = "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+            ).lstrip(".")
             message = item["msg"]
             if item["type"] == "extra_forbidden":
                 message = f"unknown parameter; allowed: {allowed}"

@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from lfxbench.storage import atomic_write_bytes  # noqa: E402
+from lfxbench.storage import atomic_write_bytes
 
 
 def plot_curves(curves: pd.DataFrame, figure_dir: Path) -> list[Path]:
@@ -20,9 +20,20 @@ def plot_curves(curves: pd.DataFrame, figure_dir: Path) -> list[Path]:
     written = []
     for metric, part in curves.groupby("metric", sort=False):
         grid = sns.relplot(
-            data=part, x="x", y="y", hue="method", style="method", col="model",
-            kind="line", markers=True, dashes=False, errorbar="sd", col_wrap=min(3, part["model"].nunique()),
-            height=3.2, aspect=1.2, facet_kws={"sharey": False},
+            data=part,
+            x="x",
+            y="y",
+            hue="method",
+            style="method",
+            col="model",
+            kind="line",
+            markers=True,
+            dashes=False,
+            errorbar="sd",
+            col_wrap=min(3, part["model"].nunique()),
+            height=3.2,
+            aspect=1.2,
+            facet_kws={"sharey": False},
         )
         grid.set_axis_labels(part["x_label"].iloc[0], part["y_label"].iloc[0])
         grid.figure.suptitle(metric, y=1.02)

@@ -7,6 +7,7 @@ the ``lfxbench.plugins`` entry-point group of an installed package.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -48,11 +49,10 @@ class Registry(Generic[T]):
             if previous is not None and previous.target is not target:
                 # Re-importing the same module (e.g. a plugin file loaded twice) is fine;
                 # two different implementations under one name are not.
-                same_origin = (
-                    getattr(previous.target, "__qualname__", None)
-                    == getattr(target, "__qualname__", None)
-                    and getattr(previous.target, "__module__", None)
-                    == getattr(target, "__module__", None)
+                same_origin = getattr(previous.target, "__qualname__", None) == getattr(
+                    target, "__qualname__", None
+                ) and getattr(previous.target, "__module__", None) == getattr(
+                    target, "__module__", None
                 )
                 if not same_origin:
                     raise LfxbenchError(
@@ -112,6 +112,11 @@ def load_builtins() -> None:
     _builtins_loaded = True
     for package in _BUILTIN_PACKAGES:
         importlib.import_module(package)
+    load_entry_point_plugins()
+
+
+def load_entry_point_plugins() -> None:
+    """Import every module an installed package declares in the ``lfxbench.plugins`` group."""
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry_point.load()
@@ -132,7 +137,9 @@ def load_plugin(spec: str, base_dir: Path | None = None) -> None:
         path = path.resolve()
         if not path.is_file():
             raise LfxbenchError(f"plugin file {str(path)!r} does not exist")
-        module_name = f"lfxbench_plugin_{path.stem}_{abs(hash(str(path))):x}"
+        # Named by content: the same plugin file loaded from two places is one plugin.
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        module_name = f"lfxbench_plugin_{path.stem}_{digest}"
         if module_name in sys.modules:
             return
         module_spec = importlib.util.spec_from_file_location(module_name, path)

@@ -1,12 +1,12 @@
 """A run directory: tidy results, curves, leaderboards and figures, each written atomically.
 
-    runs/<suite>/
-      cells/<key>.json      one finished cell each (what a rerun skips)
-      results.csv           one row per measurement
-      curves.csv            one row per curve point
-      leaderboard.{md,csv,html}
-      figures/<metric>.png
-      run.json              suite, environment, cell count
+runs/<suite>/
+  cells/<key>.json      one finished cell each (what a rerun skips)
+  results.csv           one row per measurement
+  curves.csv            one row per curve point
+  leaderboard.{md,csv,html}
+  figures/<metric>.png
+  run.json              suite, environment, cell count
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def _csv(frame: pd.DataFrame) -> str:
     return buffer.getvalue()
 
 
-def write_run(run_dir: Path, suite: Suite, records: list[dict[str, Any]],
-              environment: dict[str, str]) -> dict[str, Path]:
+def write_run(
+    run_dir: Path, suite: Suite, records: list[dict[str, Any]], environment: dict[str, str]
+) -> dict[str, Path]:
     results, curves = records_to_tables(records)
     written = {"results": run_dir / "results.csv", "curves": run_dir / "curves.csv"}
     atomic_write_text(written["results"], _csv(results))
@@ -46,18 +47,22 @@ def write_run(run_dir: Path, suite: Suite, records: list[dict[str, Any]],
     if not curves.empty:
         for path in plot_curves(curves, run_dir / "figures"):
             written[path.stem] = path
-    atomic_write_json(run_dir / "run.json", {
-        "suite": suite.model_dump(mode="json"),
-        "source": suite.source,
-        "environment": environment,
-        "n_cells": len(records),
-    })
+    atomic_write_json(
+        run_dir / "run.json",
+        {
+            "suite": suite.model_dump(mode="json"),
+            "source": suite.source,
+            "environment": environment,
+            "n_cells": len(records),
+        },
+    )
     return written
 
 
 def load_results(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / "results.csv"
     if not path.is_file():
-        raise LfxbenchError(f"{run_dir} holds no results.csv; is it a run directory of "
-                            "`lfxbench run`?")
+        raise LfxbenchError(
+            f"{run_dir} holds no results.csv; is it a run directory of `lfxbench run`?"
+        )
     return pd.read_csv(path)

@@ -28,7 +28,7 @@ from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS
 from lfxbench.storage import Cache, atomic_write_json
 from lfxbench.suite import Cell, Suite, stable_hash
 from lfxbench.timing import stopwatch
-from lfxbench.training import TrainingLog, train_model
+from lfxbench.training import train_model
 
 
 def default_data_dir() -> Path:
@@ -100,15 +100,25 @@ class Runner:
             model.to(self.device).eval()
             return TrainedModel(model, key, cached["seconds"], cached["log"])
         with stopwatch(self.device) as elapsed:
-            log = train_model(model, data.train_inputs, data.train_labels, cell.model.recipe,
-                              seed=cell.seed, device=self.device)
-        self.cache.save("models", key, {
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "log": dataclasses.asdict(log),
-            "seconds": elapsed.seconds,
-            "config": self.suite.model_config_of(cell.model),
-            "seed": cell.seed,
-        })
+            log = train_model(
+                model,
+                data.train_inputs,
+                data.train_labels,
+                cell.model.recipe,
+                seed=cell.seed,
+                device=self.device,
+            )
+        self.cache.save(
+            "models",
+            key,
+            {
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "log": dataclasses.asdict(log),
+                "seconds": elapsed.seconds,
+                "config": self.suite.model_config_of(cell.model),
+                "seed": cell.seed,
+            },
+        )
         return TrainedModel(model, key, elapsed.seconds, dataclasses.asdict(log))
 
     def attributions(self, cell: Cell, trained: TrainedModel, data: DatasetSplits) -> Attributions:
@@ -130,8 +140,9 @@ class Runner:
         self.cache.save("attributions", key, {"values": values.cpu(), "seconds": elapsed.seconds})
         return Attributions(values, elapsed.seconds)
 
-    def evaluate(self, cell: Cell, trained: TrainedModel, attributions: Attributions,
-                 data: DatasetSplits) -> dict[str, Any]:
+    def evaluate(
+        self, cell: Cell, trained: TrainedModel, attributions: Attributions, data: DatasetSplits
+    ) -> dict[str, Any]:
         metric = METRICS.get(cell.metric.name)(**cell.metric.params)
         context = EvaluationContext(
             encoder=trained.model.encoder.eval(),
@@ -182,8 +193,9 @@ class Runner:
         """Compute every unfinished cell; return the records of all cells of the suite."""
         cells = self.suite.cells()
         pending = [cell for cell in cells if not self.cell_path(cell).is_file()]
-        with tqdm(total=len(pending), desc=self.suite.name, unit="cell",
-                  disable=not self.progress) as bar:
+        with tqdm(
+            total=len(pending), desc=self.suite.name, unit="cell", disable=not self.progress
+        ) as bar:
             by_model = itertools.groupby(pending, key=lambda c: (c.model.id, c.seed))
             for _, model_cells in by_model:
                 model_cells = list(model_cells)
@@ -211,7 +223,11 @@ def records_to_tables(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.D
         results.append(row)
         x_axis, y_axis = record["curve_axes"]
         for x, y in record["curve"]:
-            curves.append({key: record[key] for key in ("suite", "model", "dataset", "method",
-                                                        "metric", "seed")}
-                          | {"x": x, "y": y, "x_label": x_axis, "y_label": y_axis})
+            curves.append(
+                {
+                    key: record[key]
+                    for key in ("suite", "model", "dataset", "method", "metric", "seed")
+                }
+                | {"x": x, "y": y, "x_label": x_axis, "y_label": y_axis}
+            )
     return pd.DataFrame(results), pd.DataFrame(curves)

@@ -126,8 +126,13 @@ class Cell:
 
     @property
     def attribution_key(self) -> str:
-        return stable_hash({"model": self.model_key, "method": self.method.config(),
-                            "batch_size": self.suite.batch_size})
+        return stable_hash(
+            {
+                "model": self.model_key,
+                "method": self.method.config(),
+                "batch_size": self.suite.batch_size,
+            }
+        )
 
     @property
     def key(self) -> str:
@@ -159,7 +164,10 @@ def _allowed_fields(location: tuple[Any, ...]) -> list[str] | None:
 
 
 def _check_entry(
-    problems: list[tuple[str, str]], field: str, entry: Entry, registry: Registry[Any],
+    problems: list[tuple[str, str]],
+    field: str,
+    entry: Entry,
+    registry: Registry[Any],
     skip: tuple[str, ...],
 ) -> Entry:
     try:
@@ -178,15 +186,25 @@ def _check_unique_ids(problems: list[tuple[str, str]], field: str, entries: list
     seen: set[str] = set()
     for index, entry in enumerate(entries):
         if entry.id in seen:
-            problems.append((f"{field}[{index}].id", f"duplicate id {entry.id!r}; give each a distinct `id:`"))
+            problems.append(
+                (f"{field}[{index}].id", f"duplicate id {entry.id!r}; give each a distinct `id:`")
+            )
         seen.add(entry.id)
 
 
 def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None) -> Suite:
     """Validate a parsed YAML document into a Suite, or raise SuiteError listing every problem."""
     if not isinstance(raw, dict):
-        raise SuiteError(source, [("(top level)", "a suite is a mapping with keys: "
-                                   + ", ".join(f for f in Suite.model_fields if f != "source"))])
+        raise SuiteError(
+            source,
+            [
+                (
+                    "(top level)",
+                    "a suite is a mapping with keys: "
+                    + ", ".join(f for f in Suite.model_fields if f != "source"),
+                )
+            ],
+        )
     try:
         suite = Suite.model_validate({**raw, "source": source})
     except ValidationError as error:
@@ -208,41 +226,66 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     if problems:
         raise SuiteError(source, problems)
 
-    datasets = [_check_entry(problems, f"datasets[{i}]", entry, DATASETS, ("data_dir",))
-                for i, entry in enumerate(suite.datasets)]
-    methods = [_check_entry(problems, f"methods[{i}]", entry, METHODS, ("encoder",))
-               for i, entry in enumerate(suite.methods)]
-    metrics = [_check_entry(problems, f"metrics[{i}]", entry, METRICS, ())
-               for i, entry in enumerate(suite.metrics)]
+    datasets = [
+        _check_entry(problems, f"datasets[{i}]", entry, DATASETS, ("data_dir",))
+        for i, entry in enumerate(suite.datasets)
+    ]
+    methods = [
+        _check_entry(problems, f"methods[{i}]", entry, METHODS, ("encoder",))
+        for i, entry in enumerate(suite.methods)
+    ]
+    metrics = [
+        _check_entry(problems, f"metrics[{i}]", entry, METRICS, ())
+        for i, entry in enumerate(suite.metrics)
+    ]
     models = []
     dataset_ids = [entry.id for entry in suite.datasets]
     for index, entry in enumerate(suite.models):
         field = f"models[{index}]"
         checked = _check_entry(problems, field, entry, MODELS, ())
         if entry.dataset not in dataset_ids:
-            problems.append((f"{field}.dataset", f"{entry.dataset!r} is not a dataset id of this "
-                             f"suite; allowed: {', '.join(dataset_ids)}"))
+            problems.append(
+                (
+                    f"{field}.dataset",
+                    f"{entry.dataset!r} is not a dataset id of this "
+                    f"suite; allowed: {', '.join(dataset_ids)}",
+                )
+            )
         if entry.name in MODELS:
             objectives = MODELS.get(entry.name).objectives
             if entry.recipe.objective not in objectives:
-                problems.append((f"{field}.recipe.objective",
-                                 f"{entry.recipe.objective!r} is not an objective of "
-                                 f"{entry.name!r}; allowed: {', '.join(objectives)}"))
+                problems.append(
+                    (
+                        f"{field}.recipe.objective",
+                        f"{entry.recipe.objective!r} is not an objective of "
+                        f"{entry.name!r}; allowed: {', '.join(objectives)}",
+                    )
+                )
         models.append(checked)
-    for field, entries in (("datasets", suite.datasets), ("models", suite.models),
-                           ("methods", suite.methods), ("metrics", suite.metrics)):
+    for field, entries in (
+        ("datasets", suite.datasets),
+        ("models", suite.models),
+        ("methods", suite.methods),
+        ("metrics", suite.metrics),
+    ):
         _check_unique_ids(problems, field, entries)
     if not problems:
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):
             kind = METRICS.get(entry.name).explains
             if kind not in method_kinds:
-                problems.append((f"metrics[{index}]", f"{entry.name!r} judges {kind} "
-                                 f"explanations but the suite lists no {kind} method"))
+                problems.append(
+                    (
+                        f"metrics[{index}]",
+                        f"{entry.name!r} judges {kind} "
+                        f"explanations but the suite lists no {kind} method",
+                    )
+                )
     if problems:
         raise SuiteError(source, problems)
-    return suite.model_copy(update={"datasets": datasets, "methods": methods,
-                                    "metrics": metrics, "models": models})
+    return suite.model_copy(
+        update={"datasets": datasets, "methods": methods, "metrics": metrics, "models": models}
+    )
 
 
 def load_suite(path: str | Path) -> Suite:

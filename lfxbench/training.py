@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
 
@@ -49,7 +49,7 @@ def train_model(
     torch.manual_seed(seed)
     model.to(device)
     order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    n_validation = max(1, int(round(recipe.validation_fraction * len(inputs))))
+    n_validation = max(1, round(recipe.validation_fraction * len(inputs)))
     validation, training = order[:n_validation], order[n_validation:]
     train_x, train_y = inputs[training].to(device), labels[training].to(device)
     val_x, val_y = inputs[validation].to(device), labels[validation].to(device)
@@ -72,7 +72,11 @@ def train_model(
             running += loss.item() * len(batch)
         validation_loss = _mean_loss(model, val_x, val_y, recipe)
         log.history.append(
-            {"epoch": epoch, "train_loss": running / len(train_x), "validation_loss": validation_loss}
+            {
+                "epoch": epoch,
+                "train_loss": running / len(train_x),
+                "validation_loss": validation_loss,
+            }
         )
         log.epochs_run = epoch
         if epoch % recipe.checkpoint_every == 0:

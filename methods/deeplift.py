@@ -23,7 +23,10 @@ class LabelFreeDeepLift(LabelFreeCaptumMethod):
         super().__init__(encoder)
 
     def captum_attribute(
-        self, inputs: torch.Tensor, baselines: torch.Tensor, additional_forward_args: tuple[Any, ...]
+        self,
+        inputs: torch.Tensor,
+        baselines: torch.Tensor,
+        additional_forward_args: tuple[Any, ...],
     ) -> torch.Tensor:
         with warnings.catch_warnings():
             # Captum announces, on every call, that it hooks the ReLUs: expected, not news.

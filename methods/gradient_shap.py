@@ -24,7 +24,10 @@ class LabelFreeGradientShap(LabelFreeCaptumMethod):
         self.stdevs = stdevs
 
     def captum_attribute(
-        self, inputs: torch.Tensor, baselines: torch.Tensor, additional_forward_args: tuple[Any, ...]
+        self,
+        inputs: torch.Tensor,
+        baselines: torch.Tensor,
+        additional_forward_args: tuple[Any, ...],
     ) -> torch.Tensor:
         # Captum treats `baselines` as a distribution and draws from all of its rows; with
         # per-example baselines (e.g. blur) an example may be paired with another's.

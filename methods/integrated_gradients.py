@@ -22,8 +22,9 @@ class LabelFreeIntegratedGradients(LabelFreeCaptumMethod):
         self,
         encoder: nn.Module,
         n_steps: int = 50,
-        method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
-                        "riemann_middle"] = "gausslegendre",
+        method: Literal[
+            "gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"
+        ] = "gausslegendre",
         internal_batch_size: int | None = None,
     ):
         super().__init__(encoder)
@@ -32,7 +33,10 @@ class LabelFreeIntegratedGradients(LabelFreeCaptumMethod):
         self.internal_batch_size = internal_batch_size
 
     def captum_attribute(
-        self, inputs: torch.Tensor, baselines: torch.Tensor, additional_forward_args: tuple[Any, ...]
+        self,
+        inputs: torch.Tensor,
+        baselines: torch.Tensor,
+        additional_forward_args: tuple[Any, ...],
     ) -> torch.Tensor:
         return self.captum.attribute(
             inputs,

@@ -23,7 +23,10 @@ class LabelFreeSaliency(LabelFreeCaptumMethod):
         self.absolute = absolute
 
     def captum_attribute(
-        self, inputs: torch.Tensor, baselines: torch.Tensor, additional_forward_args: tuple[Any, ...]
+        self,
+        inputs: torch.Tensor,
+        baselines: torch.Tensor,
+        additional_forward_args: tuple[Any, ...],
     ) -> torch.Tensor:
         return self.captum.attribute(
             inputs, abs=self.absolute, additional_forward_args=additional_forward_args

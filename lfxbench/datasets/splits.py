@@ -31,7 +31,12 @@ class DatasetSplits:
         """Content hash of all four tensors: part of every cache key built on this data."""
         if self._fingerprint is None:
             digest = hashlib.sha256()
-            for tensor in (self.train_inputs, self.train_labels, self.test_inputs, self.test_labels):
+            for tensor in (
+                self.train_inputs,
+                self.train_labels,
+                self.test_inputs,
+                self.test_labels,
+            ):
                 digest.update(str(tuple(tensor.shape)).encode())
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._fingerprint = digest.hexdigest()[:16]

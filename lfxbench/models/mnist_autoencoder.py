@@ -6,15 +6,15 @@ import torch
 from torch import nn
 
 from lfxbench.models.base import ZooModel
-from lfxbench.registry import register_model
 from lfxbench.recipe import Recipe
+from lfxbench.registry import register_model
 
 
 def mnist_encoder(latent_dim: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3, stride=2, padding=1),    # 28 -> 14
+        nn.Conv2d(1, 8, 3, stride=2, padding=1),  # 28 -> 14
         nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1),   # 14 -> 7
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),  # 14 -> 7
         nn.BatchNorm2d(16),
         nn.ReLU(),
         nn.Conv2d(16, 32, 3, stride=2, padding=0),  # 7 -> 3
@@ -33,13 +33,13 @@ def mnist_decoder(latent_dim: int) -> nn.Sequential:
         nn.Linear(128, 32 * 3 * 3),
         nn.ReLU(),
         nn.Unflatten(1, (32, 3, 3)),
-        nn.ConvTranspose2d(32, 16, 3, stride=2, output_padding=0),            # 3 -> 7
+        nn.ConvTranspose2d(32, 16, 3, stride=2, output_padding=0),  # 3 -> 7
         nn.BatchNorm2d(16),
         nn.ReLU(),
         nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1),  # 7 -> 14
         nn.BatchNorm2d(8),
         nn.ReLU(),
-        nn.ConvTranspose2d(8, 1, 3, stride=2, padding=1, output_padding=1),   # 14 -> 28
+        nn.ConvTranspose2d(8, 1, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
         nn.Sigmoid(),
     )
 

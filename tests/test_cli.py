@@ -1,0 +1,113 @@
+"""The command line end to end on the tiny suite (embedded data, CPU, seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lfxbench.cli import main
+
+
+def run(suite: Path, tmp_path: Path, *extra: str) -> int:
+    return main(["run", str(suite), "--out", str(tmp_path / "runs"),
+                 "--cache-dir", str(tmp_path / "cache"), "--quiet", *extra])
+
+
+@pytest.mark.slow
+def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_path, capsys):
+    assert run(tiny_suite, tmp_path) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    for name in ("results.csv", "curves.csv", "leaderboard.md", "leaderboard.csv",
+                 "leaderboard.html", "figures/latent_shift.png", "run.json"):
+        assert (run_dir / name).is_file(), name
+
+    results = pd.read_csv(run_dir / "results.csv")
+    # 4 methods x 1 metric x 2 seeds, one tidy row each, with versions and hardware.
+    assert len(results) == 8
+    assert set(results["method"]) == {"saliency", "integrated_gradients", "input_magnitude",
+                                      "random"}
+    for column in ("value", "seed", "training_seconds", "attribution_seconds_per_example",
+                   "metric_seconds", "device", "torch_version", "captum_version"):
+        assert results[column].notna().all(), column
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    assert {"mean", "std", "rank", "attribution_ms_per_example", "metric_seconds"} <= set(board)
+    markdown = (run_dir / "leaderboard.md").read_text()
+    assert "latent_shift ↑" in markdown and "latent_shift time [s]" in markdown
+    assert "attribution [ms/example]" in markdown
+
+    models_before = sorted((tmp_path / "cache" / "models").iterdir())
+    cells_before = {p: p.stat().st_mtime_ns for p in (run_dir / "cells").iterdir()}
+    assert len(models_before) == 2  # one per seed
+    capsys.readouterr()
+
+    # A rerun recomputes nothing: no cell rewritten, no model trained.
+    assert run(tiny_suite, tmp_path) == 0
+    assert {p: p.stat().st_mtime_ns for p in (run_dir / "cells").iterdir()} == cells_before
+    assert sorted((tmp_path / "cache" / "models").iterdir()) == models_before
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "results.csv"), results)
+
+    # A new run directory over the same caches trains nothing and reproduces the values.
+    assert run(tiny_suite, tmp_path, "--run-name", "again") == 0
+    again = pd.read_csv(tmp_path / "runs" / "again" / "results.csv")
+    assert sorted((tmp_path / "cache" / "models").iterdir()) == models_before
+    pd.testing.assert_series_equal(again["value"], results["value"])
+
+    for fmt, marker in (("md", "| method"), ("csv", "attribution_ms_per_example"),
+                        ("html", "<table")):
+        assert main(["leaderboard", str(run_dir), "--format", fmt]) == 0
+        assert marker in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_from_finished_cells(tiny_suite, tmp_path):
+    assert run(tiny_suite, tmp_path) == 0
+    cells = sorted((tmp_path / "runs" / "tiny" / "cells").iterdir())
+    kept = {p: p.stat().st_mtime_ns for p in cells[1:]}
+    cells[0].unlink()  # as if the run had stopped before the last cell was written
+    assert run(tiny_suite, tmp_path) == 0
+    assert cells[0].is_file()
+    assert {p: p.stat().st_mtime_ns for p in cells[1:]} == kept
+
+
+def test_malformed_suite_exits_2_naming_the_field(tiny_suite, tmp_path, capsys):
+    text = tiny_suite.read_text().replace("n_steps: 8", "n_steps: eight")
+    tiny_suite.write_text(text)
+    assert run(tiny_suite, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "tiny.yaml" in err and "methods[1].params.n_steps" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_method_suggests_the_closest_name(tiny_suite, tmp_path, capsys):
+    tiny_suite.write_text(tiny_suite.read_text().replace("- saliency", "- salency"))
+    assert run(tiny_suite, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "methods[0].name" in err and "did you mean 'saliency'" in err
+
+
+def test_missing_suite_file_exits_2(tmp_path, capsys):
+    assert run(tmp_path / "nope.yaml", tmp_path) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_missing_mnist_files_name_the_file(tiny_suite, tmp_path, capsys):
+    embedded = "- name: mnist_5k\n    params: {n_train: 200, n_test: 24}"
+    real = "- name: mnist\n    id: mnist_5k"
+    tiny_suite.write_text(tiny_suite.read_text().replace(embedded, real))
+    assert run(tiny_suite, tmp_path, "--data-dir", str(tmp_path / "empty")) == 2
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte" in err and str(tmp_path / "empty") in err
+
+
+def test_list_prints_every_registry(capsys):
+    for what, expected in (("methods", "integrated_gradients"), ("metrics", "latent_shift"),
+                           ("models", "mnist_autoencoder"), ("datasets", "mnist_5k")):
+        assert main(["list", what]) == 0
+        assert expected in capsys.readouterr().out
+
+
+def test_validate_counts_cells(tiny_suite, capsys):
+    assert main(["validate", str(tiny_suite)]) == 0
+    assert "8 cells" in capsys.readouterr().out
