@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def gaussian_blur(inputs: torch.Tensor, kernel_size: int, sigma: float) -> torch.Tensor:
@@ -44,6 +44,13 @@ class Baseline(BaseModel):
     kind: Literal["black", "blur", "mean"] = "black"
     kernel_size: int = Field(21, ge=1)
     sigma: float = Field(5.0, gt=0)
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, kernel_size: int) -> int:
+        if kernel_size % 2 == 0:
+            raise ValueError("kernel_size must be odd (the kernel is centred on the pixel)")
+        return kernel_size
 
     @model_validator(mode="before")
     @classmethod

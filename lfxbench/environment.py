@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import random
 
+import numpy as np
 import torch
 
 from lfxbench.errors import LfxbenchError
@@ -39,3 +41,10 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and random: third-party code (Captum, Quantus) draws from all three."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

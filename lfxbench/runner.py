@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lfxbench.datasets.splits import DatasetSplits
-from lfxbench.environment import device_name, resolve_device, versions
+from lfxbench.environment import device_name, resolve_device, seed_everything, versions
 from lfxbench.errors import LfxbenchError
 from lfxbench.evaluation import EvaluationContext
 from lfxbench.models.base import ZooModel
@@ -93,6 +93,7 @@ class Runner:
 
     def trained_model(self, cell: Cell, data: DatasetSplits) -> TrainedModel:
         key = stable_hash({"model": cell.model_key, "data": data.fingerprint()})
+        seed_everything(cell.seed)  # the seed fixes the initial weights too
         model = MODELS.get(cell.model.name)(**cell.model.params)
         cached = self.cache.load("models", key)
         if cached is not None:
@@ -130,7 +131,7 @@ class Runner:
         method = METHODS.get(cell.method.name)(encoder, **cell.method.params)
         inputs = data.test_inputs.to(self.device)
         train_mean = data.train_inputs.mean(dim=0, keepdim=True).to(self.device)
-        torch.manual_seed(cell.seed)
+        seed_everything(cell.seed)
         batches = []
         with stopwatch(self.device) as elapsed:
             for start in range(0, len(inputs), self.suite.batch_size):
@@ -155,7 +156,7 @@ class Runner:
             device=self.device,
             seed=cell.seed,
         )
-        torch.manual_seed(cell.seed)
+        seed_everything(cell.seed)
         with stopwatch(self.device) as elapsed:
             result = metric(context)
         n_examples = len(data.test_inputs)

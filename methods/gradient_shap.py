@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from captum.attr import GradientShap
 from torch import nn
@@ -31,6 +32,9 @@ class LabelFreeGradientShap(LabelFreeCaptumMethod):
     ) -> torch.Tensor:
         # Captum treats `baselines` as a distribution and draws from all of its rows; with
         # per-example baselines (e.g. blur) an example may be paired with another's.
+        # Captum draws the interpolation points and baseline rows from numpy's global
+        # generator; seed it from torch's so torch.manual_seed alone makes a run repeatable.
+        np.random.seed(int(torch.randint(2**31 - 1, (1,)).item()))
         return self.captum.attribute(
             inputs,
             baselines=baselines,

@@ -11,25 +11,54 @@ from lfxbench.cli import main
 
 
 def run(suite: Path, tmp_path: Path, *extra: str) -> int:
-    return main(["run", str(suite), "--out", str(tmp_path / "runs"),
-                 "--cache-dir", str(tmp_path / "cache"), "--quiet", *extra])
+    return main(
+        [
+            "run",
+            str(suite),
+            "--out",
+            str(tmp_path / "runs"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.slow
 def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_path, capsys):
     assert run(tiny_suite, tmp_path) == 0
     run_dir = tmp_path / "runs" / "tiny"
-    for name in ("results.csv", "curves.csv", "leaderboard.md", "leaderboard.csv",
-                 "leaderboard.html", "figures/latent_shift.png", "run.json"):
+    for name in (
+        "results.csv",
+        "curves.csv",
+        "leaderboard.md",
+        "leaderboard.csv",
+        "leaderboard.html",
+        "figures/latent_shift.png",
+        "run.json",
+    ):
         assert (run_dir / name).is_file(), name
 
     results = pd.read_csv(run_dir / "results.csv")
     # 4 methods x 1 metric x 2 seeds, one tidy row each, with versions and hardware.
     assert len(results) == 8
-    assert set(results["method"]) == {"saliency", "integrated_gradients", "input_magnitude",
-                                      "random"}
-    for column in ("value", "seed", "training_seconds", "attribution_seconds_per_example",
-                   "metric_seconds", "device", "torch_version", "captum_version"):
+    assert set(results["method"]) == {
+        "saliency",
+        "integrated_gradients",
+        "input_magnitude",
+        "random",
+    }
+    for column in (
+        "value",
+        "seed",
+        "training_seconds",
+        "attribution_seconds_per_example",
+        "metric_seconds",
+        "device",
+        "torch_version",
+        "captum_version",
+    ):
         assert results[column].notna().all(), column
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert {"mean", "std", "rank", "attribution_ms_per_example", "metric_seconds"} <= set(board)
@@ -54,8 +83,11 @@ def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_p
     assert sorted((tmp_path / "cache" / "models").iterdir()) == models_before
     pd.testing.assert_series_equal(again["value"], results["value"])
 
-    for fmt, marker in (("md", "| method"), ("csv", "attribution_ms_per_example"),
-                        ("html", "<table")):
+    for fmt, marker in (
+        ("md", "| method"),
+        ("csv", "attribution_ms_per_example"),
+        ("html", "<table"),
+    ):
         assert main(["leaderboard", str(run_dir), "--format", fmt]) == 0
         assert marker in capsys.readouterr().out
 
@@ -102,8 +134,12 @@ def test_missing_mnist_files_name_the_file(tiny_suite, tmp_path, capsys):
 
 
 def test_list_prints_every_registry(capsys):
-    for what, expected in (("methods", "integrated_gradients"), ("metrics", "latent_shift"),
-                           ("models", "mnist_autoencoder"), ("datasets", "mnist_5k")):
+    for what, expected in (
+        ("methods", "integrated_gradients"),
+        ("metrics", "latent_shift"),
+        ("models", "mnist_autoencoder"),
+        ("datasets", "mnist_5k"),
+    ):
         assert main(["list", what]) == 0
         assert expected in capsys.readouterr().out
 

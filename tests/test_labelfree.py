@@ -24,21 +24,29 @@ DTYPE = torch.float64
 
 def mlp(activation: type[nn.Module] = nn.ReLU, n_in: int = 6, n_out: int = 4) -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Linear(n_in, 8), activation(), nn.Linear(8, 8), activation(), nn.Linear(8, n_out)
-    ).to(DTYPE).eval()
+    return (
+        nn.Sequential(
+            nn.Linear(n_in, 8), activation(), nn.Linear(8, 8), activation(), nn.Linear(8, n_out)
+        )
+        .to(DTYPE)
+        .eval()
+    )
 
 
 def conv_net() -> nn.Module:
     torch.manual_seed(1)
-    return nn.Sequential(
-        nn.Conv2d(1, 3, kernel_size=3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(3, 2, kernel_size=3, stride=2),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(2 * 2 * 2, 5),
-    ).to(DTYPE).eval()
+    return (
+        nn.Sequential(
+            nn.Conv2d(1, 3, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(3, 2, kernel_size=3, stride=2),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(2 * 2 * 2, 5),
+        )
+        .to(DTYPE)
+        .eval()
+    )
 
 
 def mlp_inputs(n: int = 5, n_in: int = 6) -> torch.Tensor:
@@ -60,7 +68,7 @@ def g(encoder: nn.Module, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tenso
 
 def seed_all(seed: int) -> None:
     # Captum's Gradient SHAP draws its interpolation points and baseline rows from NumPy's
-    # global generator, so torch.manual_seed alone does not fix them (see the xfail below).
+    # global generator; the method reseeds numpy from torch, this seeds both anyway.
     torch.manual_seed(seed)
     np.random.seed(seed)
 
@@ -123,16 +131,18 @@ def test_deeplift_and_integrated_gradients_are_complete_on_relu_networks(name, e
     # kinks, measured against the scale of g (a gap can be small next to ||f(x)||^2).
     scale = g(encoder, x, x).abs().max().item()
     tolerance = 1e-9 if name == "deeplift" else 1e-3
-    torch.testing.assert_close(attributions.flatten(1).sum(dim=1), expected,
-                               rtol=tolerance, atol=tolerance * scale)
+    torch.testing.assert_close(
+        attributions.flatten(1).sum(dim=1), expected, rtol=tolerance, atol=tolerance * scale
+    )
 
 
 # --------------------------------------------------------------------------- invariance
 
 
 def orthogonal(n: int) -> torch.Tensor:
-    q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(4),
-                                       dtype=DTYPE))
+    q, _ = torch.linalg.qr(
+        torch.randn(n, n, generator=torch.Generator().manual_seed(4), dtype=DTYPE)
+    )
     return q
 
 
@@ -177,8 +187,9 @@ def test_attributions_change_under_a_non_orthogonal_map(name):
 # --------------------------------------------------------------------------- batching
 
 
-def per_example_captum(name: str, encoder: nn.Module, x: torch.Tensor, x0: torch.Tensor,
-                       **params) -> torch.Tensor:
+def per_example_captum(
+    name: str, encoder: nn.Module, x: torch.Tensor, x0: torch.Tensor, **params
+) -> torch.Tensor:
     rows = []
     for i in range(len(x)):
         scalar = ScalarAuxiliary(encoder, x[i : i + 1]).eval()
@@ -186,8 +197,9 @@ def per_example_captum(name: str, encoder: nn.Module, x: torch.Tensor, x0: torch
         if name == "saliency":
             rows.append(Saliency(scalar).attribute(inputs, **params))
         elif name == "integrated_gradients":
-            rows.append(IntegratedGradients(scalar).attribute(
-                inputs, baselines=x0[i : i + 1], **params))
+            rows.append(
+                IntegratedGradients(scalar).attribute(inputs, baselines=x0[i : i + 1], **params)
+            )
         else:
             rows.append(DeepLift(scalar).attribute(inputs, baselines=x0[i : i + 1]))
     return torch.cat(rows).detach()
@@ -197,8 +209,11 @@ BATCH_CASES = [
     ("saliency", {}, {}),
     ("saliency", {"absolute": False}, {"abs": False}),
     ("integrated_gradients", {"n_steps": 16}, {"n_steps": 16}),
-    ("integrated_gradients", {"n_steps": 9, "method": "riemann_left", "internal_batch_size": 7},
-     {"n_steps": 9, "method": "riemann_left"}),
+    (
+        "integrated_gradients",
+        {"n_steps": 9, "method": "riemann_left", "internal_batch_size": 7},
+        {"n_steps": 9, "method": "riemann_left"},
+    ),
     ("deeplift", {}, {}),
 ]
 
@@ -280,9 +295,6 @@ def test_every_required_method_is_registered():
         assert name in METHODS
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug: Captum's GradientShap draws interpolation coefficients and baseline rows "
-    "with np.random, which torch.manual_seed (all the runner seeds) does not fix"))
 def test_gradient_shap_is_reproducible_under_torch_manual_seed():
     encoder, x = mlp(), mlp_inputs()
     method = METHODS.get("gradient_shap")(encoder, n_samples=5)

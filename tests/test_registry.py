@@ -45,7 +45,8 @@ def test_two_implementations_cannot_share_a_name():
 
 
 def test_plugin_module_by_dotted_name(tmp_path, monkeypatch):
-    (tmp_path / "my_lab_methods.py").write_text(textwrap.dedent('''
+    (tmp_path / "my_lab_methods.py").write_text(
+        textwrap.dedent('''
         from lfxbench import FeatureMethod, register_method
 
         @register_method("lab_zero")
@@ -53,7 +54,8 @@ def test_plugin_module_by_dotted_name(tmp_path, monkeypatch):
             """All zeros."""
             def attribute(self, inputs, baselines):
                 return inputs * 0
-    '''))
+    ''')
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     load_plugin("my_lab_methods")
     assert "lab_zero" in METHODS
@@ -62,7 +64,8 @@ def test_plugin_module_by_dotted_name(tmp_path, monkeypatch):
 
 
 def test_entry_point_group_loads_installed_plugins(tmp_path, monkeypatch):
-    (tmp_path / "installed_plugin.py").write_text(textwrap.dedent('''
+    (tmp_path / "installed_plugin.py").write_text(
+        textwrap.dedent('''
         from lfxbench import FeatureMethod, register_method
 
         @register_method("from_entry_point")
@@ -70,10 +73,12 @@ def test_entry_point_group_loads_installed_plugins(tmp_path, monkeypatch):
             """Registered by an entry point."""
             def attribute(self, inputs, baselines):
                 return inputs
-    '''))
+    ''')
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     entry_point = importlib.metadata.EntryPoint(
-        name="lab", value="installed_plugin", group=ENTRY_POINT_GROUP)
+        name="lab", value="installed_plugin", group=ENTRY_POINT_GROUP
+    )
 
     def entry_points(group=None):
         return [entry_point] if group == ENTRY_POINT_GROUP else []

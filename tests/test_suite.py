@@ -12,8 +12,9 @@ from lfxbench.suite import validate_suite
 VALID = {
     "name": "unit",
     "datasets": [{"name": "mnist_5k", "params": {"n_train": 100, "n_test": 10}}],
-    "models": [{"id": "ae", "name": "mnist_autoencoder", "dataset": "mnist_5k",
-                "recipe": {"epochs": 1}}],
+    "models": [
+        {"id": "ae", "name": "mnist_autoencoder", "dataset": "mnist_5k", "recipe": {"epochs": 1}}
+    ],
     "methods": ["saliency", {"name": "integrated_gradients", "params": {"n_steps": 4}}],
     "metrics": [{"name": "latent_shift", "params": {"baseline": "blur"}}],
     "seeds": [0, 1, 2],
@@ -36,8 +37,11 @@ def edited(**changes):
 def test_valid_suite_is_typed_and_expands_into_cells():
     suite = validate_suite(VALID)
     assert suite.device == "auto" and suite.methods[0].id == "saliency"
-    assert suite.methods[1].params == {"n_steps": 4, "method": "gausslegendre",
-                                       "internal_batch_size": None}
+    assert suite.methods[1].params == {
+        "n_steps": 4,
+        "method": "gausslegendre",
+        "internal_batch_size": None,
+    }
     assert isinstance(suite.metrics[0].params["baseline"], Baseline)
     assert suite.metrics[0].params["baseline"].kind == "blur"
     cells = suite.cells()
@@ -47,8 +51,9 @@ def test_valid_suite_is_typed_and_expands_into_cells():
 
 def test_cache_keys_follow_what_changes():
     base = validate_suite(VALID).cells()[0]
-    more_steps = edited(methods=["saliency", {"name": "integrated_gradients",
-                                              "params": {"n_steps": 5}}])
+    more_steps = edited(
+        methods=["saliency", {"name": "integrated_gradients", "params": {"n_steps": 5}}]
+    )
     # cells run model -> seed -> method -> metric: [1] is integrated_gradients, seed 0
     other_method = validate_suite(more_steps).cells()[1]
     assert other_method.model_key == base.model_key
@@ -68,23 +73,54 @@ def test_cache_keys_follow_what_changes():
         ({"seeds": [1, 1]}, "seeds", "distinct"),
         ({"colour": "red"}, "colour", "allowed: name, description, device"),
         ({"methods": ["salency"]}, "methods[0].name", "did you mean 'saliency'"),
-        ({"methods": [{"name": "saliency", "params": {"absolut": True}}]},
-         "methods[0].params.absolut", "allowed: absolute"),
-        ({"metrics": [{"name": "latent_shift", "params": {"fractions": [0.5, 1.5]}}]},
-         "metrics[0].params.fractions[1]", "less than or equal to 1"),
-        ({"metrics": [{"name": "latent_shift", "params": {"baseline": "grey"}}]},
-         "metrics[0].params.baseline.kind", "'black', 'blur' or 'mean'"),
-        ({"models": [{"name": "mnist_autoencoder", "dataset": "cifar"}]},
-         "models[0].dataset", "allowed: mnist_5k"),
-        ({"models": [{"name": "mnist_autoencoder", "dataset": "mnist_5k",
-                      "recipe": {"objective": "colouring"}}]},
-         "models[0].recipe.objective", "allowed: reconstruction, denoising, inpainting"),
-        ({"models": [{"name": "mnist_autoencoder", "dataset": "mnist_5k",
-                      "recipe": {"epoch": 3}}]},
-         "models[0].recipe.epoch", "allowed: objective, epochs"),
+        (
+            {"methods": [{"name": "saliency", "params": {"absolut": True}}]},
+            "methods[0].params.absolut",
+            "allowed: absolute",
+        ),
+        (
+            {"metrics": [{"name": "latent_shift", "params": {"fractions": [0.5, 1.5]}}]},
+            "metrics[0].params.fractions[1]",
+            "less than or equal to 1",
+        ),
+        (
+            {"metrics": [{"name": "latent_shift", "params": {"baseline": "grey"}}]},
+            "metrics[0].params.baseline.kind",
+            "'black', 'blur' or 'mean'",
+        ),
+        (
+            {"models": [{"name": "mnist_autoencoder", "dataset": "cifar"}]},
+            "models[0].dataset",
+            "allowed: mnist_5k",
+        ),
+        (
+            {
+                "models": [
+                    {
+                        "name": "mnist_autoencoder",
+                        "dataset": "mnist_5k",
+                        "recipe": {"objective": "colouring"},
+                    }
+                ]
+            },
+            "models[0].recipe.objective",
+            "allowed: reconstruction, denoising, inpainting",
+        ),
+        (
+            {
+                "models": [
+                    {"name": "mnist_autoencoder", "dataset": "mnist_5k", "recipe": {"epoch": 3}}
+                ]
+            },
+            "models[0].recipe.epoch",
+            "allowed: objective, epochs",
+        ),
         ({"methods": ["saliency", "saliency"]}, "methods[1].id", "duplicate id"),
-        ({"datasets": [{"name": "mnist_5k", "params": {"n_train": "many"}}]},
-         "datasets[0].params.n_train", "valid integer"),
+        (
+            {"datasets": [{"name": "mnist_5k", "params": {"n_train": "many"}}]},
+            "datasets[0].params.n_train",
+            "valid integer",
+        ),
     ],
 )
 def test_every_error_names_the_field(change, field, fragment):

@@ -49,5 +49,10 @@ def test_overhead_label_free_integrated_gradients(benchmark, encoder, images):
 def test_overhead_bare_captum_integrated_gradients(benchmark, encoder, images):
     captum_ig = IntegratedGradients(encoder)
     benchmark.group = "overhead: IG, 256 images x 50 steps"
-    benchmark(captum_ig.attribute, images.clone().requires_grad_(), torch.zeros_like(images),
-              target=0, n_steps=N_STEPS)
+    benchmark(
+        captum_ig.attribute,
+        images.clone().requires_grad_(),
+        torch.zeros_like(images),
+        target=0,
+        n_steps=N_STEPS,
+    )

@@ -1,0 +1,212 @@
+"""Latent-shift pixel flipping: ranks, known answers, and faithful methods beating random."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lfxbench.baselines import Baseline
+from lfxbench.evaluation import EvaluationContext
+from lfxbench.metrics.latent_shift import PAPER_FRACTIONS, LatentShift, feature_ranks
+from lfxbench.registry import METHODS, METRICS
+
+DTYPE = torch.float64
+N_FEATURES = 64
+INFORMATIVE = torch.tensor([3, 9, 17, 22, 30, 41, 50, 63])
+
+
+class InformativePixels(nn.Module):
+    """``f(x) = W x[:, informative]``: the latent ignores every other pixel."""
+
+    def __init__(self, n_latent: int = 5):
+        super().__init__()
+        torch.manual_seed(0)
+        # Positive weights on positive inputs: every informative pixel pushes g_x upwards.
+        self.linear = nn.Linear(len(INFORMATIVE), n_latent, bias=False).to(DTYPE)
+        with torch.no_grad():
+            self.linear.weight.copy_(0.1 + torch.rand(n_latent, len(INFORMATIVE), dtype=DTYPE))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1)[:, INFORMATIVE])
+
+
+def toy_inputs(n: int = 24) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return 0.5 + 0.5 * torch.rand(n, 1, 8, 8, generator=generator, dtype=DTYPE)
+
+
+def context(
+    encoder, inputs, attributions, batch_size: int = 256, baseline: Baseline | None = None
+) -> EvaluationContext:
+    return EvaluationContext(
+        encoder=encoder.eval(),
+        inputs=inputs,
+        labels=torch.zeros(len(inputs), dtype=torch.long),
+        attributions=attributions,
+        baseline=baseline or Baseline(),
+        train_mean=inputs.mean(dim=0, keepdim=True),
+        batch_size=batch_size,
+        device=torch.device("cpu"),
+        seed=0,
+    )
+
+
+def oracle_attributions(inputs: torch.Tensor) -> torch.Tensor:
+    """Large on the informative pixels, small elsewhere."""
+    attributions = 0.01 * torch.rand(
+        inputs.shape, generator=torch.Generator().manual_seed(2), dtype=DTYPE
+    )
+    attributions.flatten(1)[:, INFORMATIVE] += 1.0
+    return attributions
+
+
+def random_attributions(encoder, inputs) -> torch.Tensor:
+    torch.manual_seed(3)
+    return METHODS.get("random")(encoder).attribute(inputs, torch.zeros_like(inputs))
+
+
+# --------------------------------------------------------------------------- ranks
+
+
+def test_feature_ranks_gives_rank_zero_to_the_largest_attribution():
+    attributions = torch.tensor([[0.1, 0.9, 0.5, -1.0], [3.0, -2.0, 7.0, 0.0]])
+    assert feature_ranks(attributions).tolist() == [[2, 0, 1, 3], [1, 3, 0, 2]]
+
+
+def test_feature_ranks_flattens_the_feature_axes_and_breaks_ties_by_position():
+    attributions = torch.tensor([[[[1.0, 5.0], [1.0, 0.0]]]])  # [1, 1, 2, 2]
+    ranks = feature_ranks(attributions)
+    assert ranks.shape == (1, 4)
+    assert ranks.tolist() == [[1, 0, 2, 3]]
+    # A permutation of 0..D-1 in every row.
+    many = feature_ranks(torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(4)))
+    assert torch.equal(many.sort(dim=1).values, torch.arange(12).expand(5, 12))
+
+
+# --------------------------------------------------------------------------- pixel flipping
+
+
+def test_faithful_attributions_beat_random_on_latent_shift():
+    encoder, inputs = InformativePixels(), toy_inputs()
+    metric = METRICS.get("latent_shift")()
+    ig = METHODS.get("integrated_gradients")(encoder, n_steps=8).attribute(
+        inputs, torch.zeros_like(inputs)
+    )
+
+    oracle = metric(context(encoder, inputs, oracle_attributions(inputs)))
+    labelfree_ig = metric(context(encoder, inputs, ig))
+    random = metric(context(encoder, inputs, random_attributions(encoder, inputs)))
+
+    # Label-free IG is exactly zero off the informative pixels and positive on them.
+    assert torch.all(ig.flatten(1)[:, INFORMATIVE] > 0)
+    off = torch.ones(N_FEATURES, dtype=torch.bool)
+    off[INFORMATIVE] = False
+    assert torch.all(ig.flatten(1)[:, off] == 0)
+
+    assert oracle.value > random.value + 0.2
+    assert labelfree_ig.value > random.value + 0.2
+    assert 0 < random.value < oracle.value <= 1 + 1e-9
+    # By 20 % of the features (13 >= 8) the oracle has masked every informative pixel.
+    oracle_curve = dict(oracle.curve)
+    assert oracle_curve[0.2] == pytest.approx(oracle.details["full_mask_shift"], rel=1e-12)
+    assert dict(random.curve)[0.2] < 0.9 * oracle_curve[0.2]
+
+
+def test_an_adversarial_ranking_scores_below_random():
+    """The metric can fail a method: ranking the informative pixels last scores lowest."""
+    encoder, inputs = InformativePixels(), toy_inputs()
+    metric = LatentShift()
+    worst = metric(context(encoder, inputs, -oracle_attributions(inputs)))
+    random = metric(context(encoder, inputs, random_attributions(encoder, inputs)))
+    assert worst.value < random.value
+
+
+def test_curve_shape_and_full_mask_value():
+    encoder, inputs = InformativePixels(), toy_inputs(6)
+    fractions = (0.5, 0.1, 1.0, 0.25)  # unsorted on purpose
+    result = LatentShift(fractions=fractions)(context(encoder, inputs, oracle_attributions(inputs)))
+
+    assert result.curve[0] == (0.0, 0.0)
+    assert len(result.curve) == len(fractions) + 1
+    assert [x for x, _ in result.curve[1:]] == sorted(fractions)
+    assert result.curve_axes == ("fraction of features masked", "latent shift")
+    # Masking every feature at fraction 1.0 is the baseline itself.
+    assert result.curve[-1][1] == pytest.approx(result.details["full_mask_shift"], rel=1e-12)
+    full = (encoder(inputs) - encoder(torch.zeros_like(inputs))).pow(2).sum(dim=1).mean()
+    assert result.details["full_mask_shift"] == pytest.approx(full.item(), rel=1e-12)
+    ys = [y for _, y in result.curve]
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(ys))  # oracle: monotone
+
+
+def test_default_fractions_are_the_papers():
+    encoder, inputs = InformativePixels(), toy_inputs(3)
+    result = LatentShift()(context(encoder, inputs, oracle_attributions(inputs)))
+    assert [x for x, _ in result.curve] == [0.0, *PAPER_FRACTIONS]
+
+
+def test_latent_shift_known_answer_on_one_example():
+    """Mask the top half by hand with a mean baseline and compare every reported number."""
+    torch.manual_seed(6)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(N_FEATURES, 5)).to(DTYPE)  # every pixel counts
+    inputs = toy_inputs(1)
+    attributions = torch.randn(
+        inputs.shape, generator=torch.Generator().manual_seed(5), dtype=DTYPE
+    )
+    train_mean = torch.full((1, 1, 8, 8), 0.25, dtype=DTYPE)
+    ctx = context(encoder, inputs, attributions, baseline=Baseline(kind="mean"))
+    ctx.train_mean = train_mean
+    result = LatentShift(fractions=(0.5, 1.0))(ctx)
+
+    top_half = attributions.flatten().argsort(descending=True)[:32]
+    masked = inputs.flatten().clone()
+    masked[top_half] = 0.25
+    latent = encoder(inputs)
+    with torch.no_grad():
+        half = (encoder(masked.view_as(inputs)) - latent).pow(2).sum().item()
+        full = (encoder(train_mean) - latent).pow(2).sum().item()
+    assert result.curve[1] == pytest.approx((0.5, half), rel=1e-12)
+    assert result.curve[2] == pytest.approx((1.0, full), rel=1e-12)
+    area = 0.5 * 0.5 * half + 0.5 * 0.5 * (half + full)  # trapezoid through the origin
+    assert result.details["area"] == pytest.approx(area, rel=1e-12)
+    assert result.value == pytest.approx(area / full, rel=1e-12)
+
+
+def test_euclidean_distance_is_the_root_of_the_squared_shift_for_one_example():
+    encoder, inputs = InformativePixels(), toy_inputs(1)
+    attributions = oracle_attributions(inputs)
+    fractions = (0.05, 0.1, 0.5, 1.0)
+    squared = LatentShift(fractions=fractions)(context(encoder, inputs, attributions))
+    euclidean = LatentShift(fractions=fractions, distance="euclidean")(
+        context(encoder, inputs, attributions)
+    )
+
+    for (xs, ys), (xe, ye) in zip(squared.curve, euclidean.curve, strict=True):
+        assert xe == xs
+        assert ye == pytest.approx(math.sqrt(ys), rel=1e-12)
+    assert euclidean.details["full_mask_shift"] == pytest.approx(
+        math.sqrt(squared.details["full_mask_shift"]), rel=1e-12
+    )
+    assert squared.curve[1][1] != pytest.approx(euclidean.curve[1][1])  # not the same number
+
+
+def test_result_does_not_depend_on_the_evaluation_batch_size():
+    encoder, inputs = InformativePixels(), toy_inputs(7)
+    attributions = random_attributions(encoder, inputs)
+    one = LatentShift()(context(encoder, inputs, attributions, batch_size=2))
+    many = LatentShift()(context(encoder, inputs, attributions, batch_size=1000))
+    assert one.value == pytest.approx(many.value, rel=1e-12)
+    assert [x for x, _ in one.curve] == [x for x, _ in many.curve]
+    assert [y for _, y in one.curve] == pytest.approx([y for _, y in many.curve], rel=1e-12)
+
+
+def test_wrong_attribution_shape_raises_value_error():
+    encoder, inputs = InformativePixels(), toy_inputs(4)
+    attributions = oracle_attributions(inputs)
+    with pytest.raises(ValueError, match="shaped like the inputs"):
+        LatentShift()(context(encoder, inputs, attributions.flatten(1)))
+    with pytest.raises(ValueError):
+        LatentShift()(context(encoder, inputs, attributions[:3]))
