@@ -1,12 +1,16 @@
-"""Base class of feature-importance methods for encoders (one ``attribute`` signature)."""
+"""Base classes of explanation methods for encoders (one ``attribute`` signature per kind)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from lfxbench.models.base import ZooModel
+from lfxbench.recipe import Recipe
 
 
 class FeatureMethod(ABC):
@@ -28,3 +32,47 @@ class FeatureMethod(ABC):
         ``baselines`` has the shape of ``inputs``: the reference each example is compared
         with (methods that need none ignore it).
         """
+
+
+@dataclass
+class TrainingCorpus:
+    """The training examples an example method scores, and what loss-based methods need.
+
+    ``inputs``/``labels`` are the corpus (a balanced subset of the training set, on the
+    device); ``train_inputs``/``train_labels`` the whole training set (e.g. for LiSSA's
+    Hessian samples). Labels reach a method only through the model's own loss: a
+    label-free objective ignores them.
+    """
+
+    model: ZooModel
+    recipe: Recipe
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    train_inputs: torch.Tensor
+    train_labels: torch.Tensor
+    # (epoch, learning rate, state dict on the CPU) saved during training, oldest first.
+    checkpoints: list[tuple[int, float, dict[str, Any]]] = field(default_factory=list)
+    batch_size: int = 256
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.model.encoder
+
+
+class ExampleMethod(ABC):
+    """Explains an encoder by a score for every training example of a corpus.
+
+    Parameters are typed keyword arguments with defaults, as for feature methods. ``fit``
+    sees the corpus once; ``attribute`` scores test batches against it.
+    """
+
+    explains: ClassVar[str] = "example"
+
+    @abstractmethod
+    def fit(self, corpus: TrainingCorpus) -> None:
+        """Precompute what does not depend on the explained examples (latents, gradients)."""
+
+    @abstractmethod
+    def attribute(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, n_corpus]``: higher means the training example matters more."""
