@@ -3,19 +3,22 @@
 The names a plugin author needs: the registration decorators and the base classes.
 """
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.explanation import FeatureMethod
+from lfxbench.evaluation import EvaluationContext, Metric, MetricResult, PairwiseMetric
+from lfxbench.explanation import ExampleMethod, FeatureMethod, TrainingCorpus
 from lfxbench.labelfree import LabelFreeAuxiliary, LabelFreeCaptumMethod
 from lfxbench.models.base import ZooModel
 from lfxbench.registry import register_dataset, register_method, register_metric, register_model
 
 __all__ = [
     "EvaluationContext",
+    "ExampleMethod",
     "FeatureMethod",
     "LabelFreeAuxiliary",
     "LabelFreeCaptumMethod",
     "Metric",
     "MetricResult",
+    "PairwiseMetric",
+    "TrainingCorpus",
     "ZooModel",
     "register_dataset",
     "register_method",

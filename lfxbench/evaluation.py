@@ -1,4 +1,4 @@
-"""Base class of metrics: declared direction, applicability and scope, one template method."""
+"""Base classes of metrics: declared direction, applicability and scope, one template method."""
 
 from __future__ import annotations
 
@@ -12,9 +12,21 @@ from torch import nn
 from lfxbench.baselines import Baseline
 
 
+@torch.no_grad()
+def encode(encoder: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Latent vectors ``[N, d]`` of any number of inputs, in chunks of ``batch_size``."""
+    return torch.cat(
+        [encoder(inputs[i : i + batch_size]).flatten(1) for i in range(0, len(inputs), batch_size)]
+    )
+
+
 @dataclass
 class EvaluationContext:
-    """Everything a cell-scoped metric may look at; tensors already on ``device``."""
+    """Everything a cell-scoped metric may look at; tensors already on ``device``.
+
+    For a feature method ``attributions`` is shaped like ``inputs``; for an example method
+    it is ``[len(inputs), len(corpus_labels)]``, one score per (explained, corpus) pair.
+    """
 
     encoder: nn.Module
     inputs: torch.Tensor
@@ -25,15 +37,11 @@ class EvaluationContext:
     batch_size: int
     device: torch.device
     seed: int
+    method_kind: Literal["feature", "example"] = "feature"
+    corpus_labels: torch.Tensor | None = None
 
-    @torch.no_grad()
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Latent vectors ``[N, d]`` of any number of inputs, in chunks of ``batch_size``."""
-        chunks = [
-            self.encoder(inputs[start : start + self.batch_size]).flatten(1)
-            for start in range(0, len(inputs), self.batch_size)
-        ]
-        return torch.cat(chunks)
+        return encode(self.encoder, inputs, self.batch_size)
 
     def baseline_of(self, inputs: torch.Tensor, baseline: Baseline | None = None) -> torch.Tensor:
         return (baseline or self.baseline)(inputs, self.train_mean)
@@ -41,33 +49,64 @@ class EvaluationContext:
 
 @dataclass
 class MetricResult:
-    """The leaderboard value, plus optional curve points ``(x, y)`` and named details."""
+    """The leaderboard value, plus optional curve points ``(x, y)``, per-example samples
+    (group -> values, for box plots) and named details."""
 
     value: float
     curve: list[tuple[float, float]] = field(default_factory=list)
     curve_axes: tuple[str, str] = ("x", "y")
+    samples: dict[str, list[float]] = field(default_factory=dict)
     details: dict[str, float] = field(default_factory=dict)
 
 
 class Metric(ABC):
-    """Scores one kind of explanation. Subclasses declare what the engine must know.
+    """Scores one explanation. Subclasses declare what the engine must know.
 
-    ``explains``: the kind of method it applies to; ``direction``: whether a higher value
-    is better; ``scope``: ``cell`` (one model x method x seed at a time).
+    ``explains``: the kind of method it applies to (``any`` for both); ``direction``:
+    whether a higher value is better; ``scope``: ``cell`` (one model x method x seed).
     """
 
-    explains: ClassVar[Literal["feature", "example"]] = "feature"
+    explains: ClassVar[Literal["feature", "example", "any"]] = "feature"
     direction: ClassVar[Literal["higher", "lower"]]
-    scope: ClassVar[Literal["cell"]] = "cell"
+    scope: ClassVar[Literal["cell", "pair"]] = "cell"
 
     def __call__(self, context: EvaluationContext) -> MetricResult:
-        if context.attributions.shape != context.inputs.shape:
+        if context.method_kind == "feature":
+            expected = tuple(context.inputs.shape)
+        else:
+            assert context.corpus_labels is not None
+            expected = (len(context.inputs), len(context.corpus_labels))
+        if tuple(context.attributions.shape) != expected:
             raise ValueError(
-                f"{type(self).__name__} needs attributions shaped like the inputs "
-                f"{tuple(context.inputs.shape)}, got {tuple(context.attributions.shape)}"
+                f"{type(self).__name__} needs {context.method_kind} attributions shaped "
+                f"{expected}, got {tuple(context.attributions.shape)}"
             )
         with torch.no_grad():
             return self.evaluate(context)
 
     @abstractmethod
     def evaluate(self, context: EvaluationContext) -> MetricResult: ...
+
+
+class PairwiseMetric(ABC):
+    """Compares two explanations of the same examples: of two models (``across: models``,
+    same method) or of two methods (``across: methods``, same model).
+
+    Subclasses take ``across`` as a parameter so the suite chooses the comparison.
+    """
+
+    explains: ClassVar[Literal["feature", "example", "any"]] = "any"
+    direction: ClassVar[Literal["higher", "lower"]]
+    scope: ClassVar[Literal["cell", "pair"]] = "pair"
+
+    def __call__(self, first: torch.Tensor, second: torch.Tensor) -> MetricResult:
+        if first.shape != second.shape:
+            raise ValueError(
+                f"{type(self).__name__} compares explanations of the same examples; got "
+                f"shapes {tuple(first.shape)} and {tuple(second.shape)}"
+            )
+        with torch.no_grad():
+            return self.compare(first, second)
+
+    @abstractmethod
+    def compare(self, first: torch.Tensor, second: torch.Tensor) -> MetricResult: ...

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-KEYS = ["model", "dataset", "method", "metric"]
+KEYS = ["model", "dataset", "method", "metric", "model_b", "method_b"]
 ARROWS = {"higher": "↑", "lower": "↓"}
 
 
@@ -21,9 +21,19 @@ def _ci95_halfwidth(values: pd.Series) -> float:
 
 
 def aggregate(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, dataset, method, metric): mean ± spread over seeds, rank, timing."""
+    """One row per (model, dataset, method, metric[, pair]): mean ± spread over seeds, rank,
+    timing. Single-explanation rows have empty ``model_b`` / ``method_b``."""
+    results = results.copy()
+    for column in ("model_b", "method_b"):
+        results[column] = results.get(column, pd.Series("", index=results.index)).fillna("")
+    kinds = results.get("method_kind", pd.Series(index=results.index, dtype=object))
+    results["method_kind"] = kinds.fillna("feature")  # results from before example methods
+    for column in ("attribution_seconds_per_example", "training_seconds"):
+        if column not in results:
+            results[column] = np.nan
     grouped = results.groupby(KEYS, sort=False)
     board = grouped.agg(
+        method_kind=("method_kind", "first"),
         direction=("direction", "first"),
         mean=("value", "mean"),
         std=("value", "std"),
@@ -36,38 +46,87 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     board["std"] = board["std"].fillna(0.0)
     ascending = board["direction"].eq("lower")
     # Rank within each (model, dataset, metric): 1 is best, ties share the better rank.
+    # Pairwise rows are not ranked against each other (rank 0).
     signed = board["mean"].where(ascending, -board["mean"])
-    board["rank"] = (
-        signed.groupby([board["model"], board["dataset"], board["metric"]])
+    single = board["model_b"].eq("")
+    ranks = (
+        signed[single]
+        .groupby(
+            [board.loc[single, "model"], board.loc[single, "dataset"], board.loc[single, "metric"]]
+        )
         .rank(method="min")
-        .astype(int)
     )
+    board["rank"] = 0
+    board.loc[single, "rank"] = ranks.astype(int)
     return board.sort_values(["model", "metric", "rank", "method"], ignore_index=True)
 
 
+def _value(record) -> str:
+    spread = f" ± {record.std:.3g}" if record.n_seeds > 1 else ""
+    return f"{record.mean:.4g}{spread}"
+
+
 def wide_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per model: one row per method; each metric's value beside its metric time."""
+    """Per model and kind of method: one row per method; each metric beside its time."""
     tables = {}
-    for (model, dataset), part in board.groupby(["model", "dataset"], sort=False):
+    single = board[board["model_b"].eq("")]
+    for (model, dataset, kind), part in single.groupby(
+        ["model", "dataset", "method_kind"], sort=False
+    ):
         rows: dict[str, dict[str, object]] = {}
         for record in part.itertuples():
             row = rows.setdefault(record.method, {"method": record.method})
             arrow = ARROWS[record.direction]
-            spread = f" ± {record.std:.3g}" if record.n_seeds > 1 else ""
-            row[f"{record.metric} {arrow}"] = f"{record.mean:.4g}{spread} (#{record.rank})"
+            row[f"{record.metric} {arrow}"] = f"{_value(record)} (#{record.rank})"
             row[f"{record.metric} time [s]"] = f"{record.metric_seconds:.3g}"
             row["attribution [ms/example]"] = f"{record.attribution_ms_per_example:.3g}"
             row["_sort"] = min(row.get("_sort", 10**9), record.rank)
         table = pd.DataFrame(rows.values()).sort_values(["_sort", "method"]).drop(columns="_sort")
         n_seeds = int(part["n_seeds"].max())
-        tables[f"{model} ({dataset}, {n_seeds} seed{'s' if n_seeds != 1 else ''})"] = table
+        plural = "s" if n_seeds != 1 else ""
+        tables[f"{model} ({dataset}, {kind} importance, {n_seeds} seed{plural})"] = table
+    return tables
+
+
+def _pair_order(firsts: pd.Series, seconds: pd.Series) -> list[str]:
+    """The suite's order of the compared names: pairs run (i, j) with i before j, so the
+    earlier a name, the more often it comes first."""
+    names = list(dict.fromkeys([*firsts, *seconds]))
+    leads = firsts.value_counts()
+    return sorted(names, key=lambda name: -leads.get(name, 0))
+
+
+def pair_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Lower-triangular agreement matrices, one per metric and method (across models) or
+    per metric and model (across methods)."""
+    tables = {}
+    pairs = board[board["model_b"].ne("")]
+    for metric, part in pairs.groupby("metric", sort=False):
+        across_models = part["model"].ne(part["model_b"])
+        for group_column, row_column, column in (
+            ("method", "model_b", "model"),
+            ("model", "method_b", "method"),
+        ):
+            subset = part[across_models] if group_column == "method" else part[~across_models]
+            for name, block in subset.groupby(group_column, sort=False):
+                order = _pair_order(block[column], block[row_column])
+                matrix = pd.DataFrame("", index=order[1:], columns=order[:-1])
+                for record in block.itertuples():
+                    first, second = getattr(record, column), getattr(record, row_column)
+                    if order.index(first) > order.index(second):
+                        first, second = second, first
+                    matrix.loc[second, first] = _value(record)
+                across = "models" if group_column == "method" else "methods"
+                matrix.index.name = f"{metric} across {across}"
+                seeds = int(block["n_seeds"].max())
+                tables[f"{metric} across {across}: {name} ({seeds} seeds)"] = matrix.reset_index()
     return tables
 
 
 def render(board: pd.DataFrame, fmt: Literal["md", "csv", "html"], title: str = "") -> str:
     if fmt == "csv":
         return board.to_csv(index=False, float_format="%.6g")
-    sections = wide_tables(board)
+    sections = wide_tables(board) | pair_tables(board)
     if fmt == "md":
         parts = [f"# {title}\n"] if title else []
         parts.append(
@@ -82,7 +141,7 @@ def render(board: pd.DataFrame, fmt: Literal["md", "csv", "html"], title: str = 
         body = [f"<h1>{html.escape(title)}</h1>"] if title else []
         for heading, table in sections.items():
             body.append(f"<h2>{html.escape(heading)}</h2>")
-            body.append(table.to_html(index=False, border=0, classes="leaderboard"))
+            body.append(table.to_html(index=False, border=0, classes="leaderboard", na_rep=""))
         style = (
             "<style>body{font-family:sans-serif} table.leaderboard{border-collapse:collapse}"
             " .leaderboard td,.leaderboard th{padding:4px 10px;border-bottom:1px solid #ddd}"

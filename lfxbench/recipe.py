@@ -10,7 +10,8 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    objective: str = "reconstruction"
+    # None: the model's first objective (resolved when the suite is validated).
+    objective: str | None = None
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(200, ge=1)
     lr: float = Field(1e-3, gt=0)

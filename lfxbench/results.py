@@ -19,7 +19,7 @@ import pandas as pd
 
 from lfxbench.errors import LfxbenchError
 from lfxbench.leaderboard import aggregate, render
-from lfxbench.plots import plot_curves
+from lfxbench.plots import plot_curves, plot_pairs, plot_samples
 from lfxbench.runner import records_to_tables
 from lfxbench.storage import atomic_write_json, atomic_write_text
 from lfxbench.suite import Suite
@@ -36,17 +36,21 @@ def _csv(frame: pd.DataFrame) -> str:
 def write_run(
     run_dir: Path, suite: Suite, records: list[dict[str, Any]], environment: dict[str, str]
 ) -> dict[str, Path]:
-    results, curves = records_to_tables(records)
-    written = {"results": run_dir / "results.csv", "curves": run_dir / "curves.csv"}
-    atomic_write_text(written["results"], _csv(results))
-    atomic_write_text(written["curves"], _csv(curves))
-    board = aggregate(results)
+    tables = records_to_tables(records)
+    written = {}
+    for name, table in tables.items():
+        written[name] = run_dir / f"{name}.csv"
+        atomic_write_text(written[name], _csv(table))
+    board = aggregate(tables["results"])
     for fmt in FORMATS:
         written[f"leaderboard.{fmt}"] = run_dir / f"leaderboard.{fmt}"
         atomic_write_text(written[f"leaderboard.{fmt}"], render(board, fmt, title=suite.name))
-    if not curves.empty:
-        for path in plot_curves(curves, run_dir / "figures"):
-            written[path.stem] = path
+    figures = run_dir / "figures"
+    paths = plot_curves(tables["curves"], figures) if not tables["curves"].empty else []
+    if not tables["samples"].empty:
+        paths += plot_samples(tables["samples"], figures)
+    paths += plot_pairs(board, figures)
+    written.update({f"figure {path.stem}": path for path in paths})
     atomic_write_json(
         run_dir / "run.json",
         {
@@ -65,4 +69,6 @@ def load_results(run_dir: Path) -> pd.DataFrame:
         raise LfxbenchError(
             f"{run_dir} holds no results.csv; is it a run directory of `lfxbench run`?"
         )
-    return pd.read_csv(path)
+    return pd.read_csv(path, dtype={"model_b": str, "method_b": str}).fillna(
+        {"model_b": "", "method_b": ""}
+    )

@@ -1,8 +1,9 @@
-"""Runs a suite: trains (or loads) each model once, attributes once per method, scores.
+"""Runs a suite: trains (or loads) each model once, explains once per method, scores.
 
 Data path: cells -> model cache -> attribution cache -> metric -> one JSON per finished
 cell -> tidy results -> leaderboard and figures. Finished cells are never recomputed;
-an interrupted run resumes from them and from the caches.
+an interrupted run resumes from them and from the caches. Pairwise metrics (agreement
+across models or methods) run after the cells, on the cached attributions.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import inspect
 import itertools
 import json
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +21,19 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from lfxbench.datasets.splits import DatasetSplits
+from lfxbench.datasets.splits import DatasetSplits, balanced_subset
 from lfxbench.environment import device_name, resolve_device, seed_everything, versions
 from lfxbench.errors import LfxbenchError
-from lfxbench.evaluation import EvaluationContext
+from lfxbench.evaluation import EvaluationContext, MetricResult
+from lfxbench.explanation import TrainingCorpus
 from lfxbench.models.base import ZooModel
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS
 from lfxbench.storage import Cache, atomic_write_json
-from lfxbench.suite import Cell, Suite, stable_hash
+from lfxbench.suite import Cell, PairCell, Suite, stable_hash
 from lfxbench.timing import stopwatch
 from lfxbench.training import train_model
+
+TRAINED_MODELS_KEPT = 4  # in memory at once; the rest reload from the cache
 
 
 def default_data_dir() -> Path:
@@ -48,9 +53,15 @@ class TrainedModel:
 
 
 @dataclasses.dataclass
-class Attributions:
-    values: torch.Tensor
+class Explained:
+    """One model x method x seed: the explanations and the examples they explain."""
+
+    trained: TrainedModel
+    attributions: torch.Tensor
     seconds: float
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    corpus_labels: torch.Tensor | None
 
 
 class Runner:
@@ -70,6 +81,7 @@ class Runner:
         self.device = resolve_device(device or suite.device)
         self.progress = progress
         self._datasets: dict[str, DatasetSplits] = {}
+        self._trained: OrderedDict[tuple[str, int], TrainedModel] = OrderedDict()
         self.environment = {
             "device": str(self.device),
             "device_name": device_name(self.device),
@@ -91,7 +103,12 @@ class Runner:
                 raise LfxbenchError(f"dataset {dataset_id!r}: {error}") from error
         return self._datasets[dataset_id]
 
-    def trained_model(self, cell: Cell, data: DatasetSplits) -> TrainedModel:
+    def trained_model(self, cell: Cell) -> TrainedModel:
+        memo_key = (cell.model.id, cell.seed)
+        if memo_key in self._trained:
+            self._trained.move_to_end(memo_key)
+            return self._trained[memo_key]
+        data = self.dataset(cell.model.dataset)
         key = stable_hash({"model": cell.model_key, "data": data.fingerprint()})
         seed_everything(cell.seed)  # the seed fixes the initial weights too
         model = MODELS.get(cell.model.name)(**cell.model.params)
@@ -99,67 +116,139 @@ class Runner:
         if cached is not None:
             model.load_state_dict(cached["state_dict"])
             model.to(self.device).eval()
-            return TrainedModel(model, key, cached["seconds"], cached["log"])
-        with stopwatch(self.device) as elapsed:
-            log = train_model(
-                model,
-                data.train_inputs,
-                data.train_labels,
-                cell.model.recipe,
-                seed=cell.seed,
-                device=self.device,
+            trained = TrainedModel(model, key, cached["seconds"], cached["log"])
+        else:
+            with stopwatch(self.device) as elapsed:
+                log = train_model(
+                    model,
+                    data.train_inputs,
+                    data.train_labels,
+                    cell.model.recipe,
+                    seed=cell.seed,
+                    device=self.device,
+                )
+            log_record = dataclasses.asdict(log)
+            self.cache.save(
+                "models",
+                key,
+                {
+                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "log": log_record,
+                    "seconds": elapsed.seconds,
+                    "config": self.suite.model_config_of(cell.model),
+                    "seed": cell.seed,
+                },
             )
-        self.cache.save(
-            "models",
-            key,
-            {
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "log": dataclasses.asdict(log),
-                "seconds": elapsed.seconds,
-                "config": self.suite.model_config_of(cell.model),
-                "seed": cell.seed,
-            },
-        )
-        return TrainedModel(model, key, elapsed.seconds, dataclasses.asdict(log))
+            trained = TrainedModel(model, key, elapsed.seconds, log_record)
+        self._trained[memo_key] = trained
+        if len(self._trained) > TRAINED_MODELS_KEPT:
+            self._trained.popitem(last=False)
+        return trained
 
-    def attributions(self, cell: Cell, trained: TrainedModel, data: DatasetSplits) -> Attributions:
+    def explained_examples(
+        self, cell: Cell
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Test inputs and labels a method explains, and (example methods) corpus indices."""
+        data = self.dataset(cell.model.dataset)
+        if cell.method_kind == "feature":
+            return data.test_inputs, data.test_labels, None
+        protocol = self.suite.examples
+        test = balanced_subset(data.test_labels, protocol.n_test, protocol.subset_seed)
+        corpus = balanced_subset(data.train_labels, protocol.n_corpus, protocol.subset_seed)
+        return data.test_inputs[test], data.test_labels[test], corpus
+
+    def explain(self, cell: Cell) -> Explained:
+        trained = self.trained_model(cell)
+        data = self.dataset(cell.model.dataset)
+        inputs, labels, corpus = self.explained_examples(cell)
+        inputs, labels = inputs.to(self.device), labels.to(self.device)
+        corpus_labels = None if corpus is None else data.train_labels[corpus].to(self.device)
         key = stable_hash({"attribution": cell.attribution_key, "model": trained.cache_key})
         cached = self.cache.load("attributions", key)
         if cached is not None:
-            return Attributions(cached["values"].to(self.device), cached["seconds"])
-        encoder = trained.model.encoder.eval()
-        method = METHODS.get(cell.method.name)(encoder, **cell.method.params)
-        inputs = data.test_inputs.to(self.device)
-        train_mean = data.train_inputs.mean(dim=0, keepdim=True).to(self.device)
+            return Explained(
+                trained,
+                cached["values"].to(self.device),
+                cached["seconds"],
+                inputs,
+                labels,
+                corpus_labels,
+            )
+        model = trained.model.eval()
+        method_class = METHODS.get(cell.method.name)
         seed_everything(cell.seed)
         batches = []
         with stopwatch(self.device) as elapsed:
-            for start in range(0, len(inputs), self.suite.batch_size):
-                batch = inputs[start : start + self.suite.batch_size]
-                batches.append(method.attribute(batch, cell.model.baseline(batch, train_mean)))
-            values = torch.cat(batches)
+            if cell.method_kind == "feature":
+                method = method_class(model.encoder, **cell.method.params)
+                train_mean = data.train_inputs.mean(dim=0, keepdim=True).to(self.device)
+                for start in range(0, len(inputs), self.suite.batch_size):
+                    batch = inputs[start : start + self.suite.batch_size]
+                    baselines = cell.model.baseline(batch, train_mean)
+                    batches.append(method.attribute(batch, baselines))
+            else:
+                method = method_class(**cell.method.params)
+                method.fit(
+                    TrainingCorpus(
+                        model=model,
+                        recipe=cell.model.recipe,
+                        inputs=data.train_inputs[corpus].to(self.device),
+                        labels=data.train_labels[corpus].to(self.device),
+                        train_inputs=data.train_inputs.to(self.device),
+                        train_labels=data.train_labels.to(self.device),
+                        checkpoints=[tuple(c) for c in trained.log.get("checkpoints", [])],
+                        batch_size=self.suite.batch_size,
+                        device=self.device,
+                    )
+                )
+                for start in range(0, len(inputs), self.suite.batch_size):
+                    stop = start + self.suite.batch_size
+                    batches.append(method.attribute(inputs[start:stop], labels[start:stop]))
+            values = torch.cat(batches).detach()
         self.cache.save("attributions", key, {"values": values.cpu(), "seconds": elapsed.seconds})
-        return Attributions(values, elapsed.seconds)
+        return Explained(trained, values, elapsed.seconds, inputs, labels, corpus_labels)
 
-    def evaluate(
-        self, cell: Cell, trained: TrainedModel, attributions: Attributions, data: DatasetSplits
-    ) -> dict[str, Any]:
+    def evaluate(self, cell: Cell, explained: Explained) -> dict[str, Any]:
+        data = self.dataset(cell.model.dataset)
         metric = METRICS.get(cell.metric.name)(**cell.metric.params)
         context = EvaluationContext(
-            encoder=trained.model.encoder.eval(),
-            inputs=data.test_inputs.to(self.device),
-            labels=data.test_labels.to(self.device),
-            attributions=attributions.values,
+            encoder=explained.trained.model.encoder.eval(),
+            inputs=explained.inputs,
+            labels=explained.labels,
+            attributions=explained.attributions,
             baseline=cell.model.baseline,
             train_mean=data.train_inputs.mean(dim=0, keepdim=True).to(self.device),
             batch_size=self.suite.batch_size,
             device=self.device,
             seed=cell.seed,
+            method_kind=cell.method_kind,
+            corpus_labels=explained.corpus_labels,
         )
         seed_everything(cell.seed)
         with stopwatch(self.device) as elapsed:
             result = metric(context)
-        n_examples = len(data.test_inputs)
+        n_examples = len(explained.inputs)
+        return self.record(cell, result, metric.direction, elapsed.seconds) | {
+            "n_examples": n_examples,
+            "training_seconds": explained.trained.seconds,
+            "training_epochs": explained.trained.log["epochs_run"],
+            "attribution_seconds": explained.seconds,
+            "attribution_seconds_per_example": explained.seconds / n_examples,
+        }
+
+    def evaluate_pair(self, pair: PairCell) -> dict[str, Any]:
+        metric = METRICS.get(pair.first.metric.name)(**pair.first.metric.params)
+        first, second = self.explain(pair.first), self.explain(pair.second)
+        with stopwatch(self.device) as elapsed:
+            result = metric(first.attributions, second.attributions)
+        return self.record(pair.first, result, metric.direction, elapsed.seconds) | {
+            "model_b": pair.second.model.id,
+            "method_b": pair.second.method.id,
+            "n_examples": len(first.inputs),
+            "cell_key": pair.key,
+        }
+
+    def record(self, cell: Cell, result: MetricResult, direction: str, seconds: float) -> dict:
         return {
             "suite": self.suite.name,
             "model": cell.model.id,
@@ -167,68 +256,83 @@ class Runner:
             "dataset": cell.model.dataset,
             "method": cell.method.id,
             "method_name": cell.method.name,
+            "method_kind": cell.method_kind,
             "metric": cell.metric.id,
             "metric_name": cell.metric.name,
+            "model_b": "",
+            "method_b": "",
             "seed": cell.seed,
             "value": result.value,
-            "direction": metric.direction,
-            "n_examples": n_examples,
-            "training_seconds": trained.seconds,
-            "training_epochs": trained.log["epochs_run"],
-            "attribution_seconds": attributions.seconds,
-            "attribution_seconds_per_example": attributions.seconds / n_examples,
-            "metric_seconds": elapsed.seconds,
+            "direction": direction,
+            "metric_seconds": seconds,
             "cell_key": cell.key,
             **self.environment,
             "curve": [list(point) for point in result.curve],
             "curve_axes": list(result.curve_axes),
+            "samples": result.samples,
             "details": result.details,
         }
 
     # -- the run ----------------------------------------------------------------------
 
-    def cell_path(self, cell: Cell) -> Path:
-        return self.run_dir / "cells" / f"{cell.key}.json"
+    def cell_path(self, key: str) -> Path:
+        return self.run_dir / "cells" / f"{key}.json"
 
     def run(self) -> list[dict[str, Any]]:
         """Compute every unfinished cell; return the records of all cells of the suite."""
-        cells = self.suite.cells()
-        pending = [cell for cell in cells if not self.cell_path(cell).is_file()]
-        with tqdm(
-            total=len(pending), desc=self.suite.name, unit="cell", disable=not self.progress
-        ) as bar:
-            by_model = itertools.groupby(pending, key=lambda c: (c.model.id, c.seed))
-            for _, model_cells in by_model:
-                model_cells = list(model_cells)
-                first = model_cells[0]
-                data = self.dataset(first.model.dataset)
-                bar.set_postfix_str(f"training {first.model.id} seed {first.seed}")
-                trained = self.trained_model(first, data)
-                for _, method_cells in itertools.groupby(model_cells, key=lambda c: c.method.id):
-                    method_cells = list(method_cells)
-                    bar.set_postfix_str(f"{first.model.id}: {method_cells[0].method.id}")
-                    attributions = self.attributions(method_cells[0], trained, data)
-                    for cell in method_cells:
-                        record = self.evaluate(cell, trained, attributions, data)
-                        atomic_write_json(self.cell_path(cell), record)
-                        bar.update()
-        return [json.loads(self.cell_path(cell).read_text()) for cell in cells]
+        cells, pairs = self.suite.cells(), self.suite.pair_cells()
+        pending = [cell for cell in cells if not self.cell_path(cell.key).is_file()]
+        pending_pairs = [pair for pair in pairs if not self.cell_path(pair.key).is_file()]
+        total = len(pending) + len(pending_pairs)
+        with tqdm(total=total, desc=self.suite.name, unit="cell", disable=not self.progress) as bar:
+            # Cells come model -> seed -> method -> metric: each explanation is computed
+            # once and scored by every metric before the next one is made.
+            by_explanation = itertools.groupby(pending, key=lambda c: c.attribution_key)
+            for _, group in by_explanation:
+                group = list(group)
+                bar.set_postfix_str(
+                    f"{group[0].model.id} seed {group[0].seed}: {group[0].method.id}"
+                )
+                explained = self.explain(group[0])
+                for cell in group:
+                    atomic_write_json(self.cell_path(cell.key), self.evaluate(cell, explained))
+                    bar.update()
+            for pair in pending_pairs:
+                bar.set_postfix_str(
+                    f"{pair.first.metric.id}: {pair.first.model.id}/"
+                    f"{pair.first.method.id} vs {pair.second.model.id}/"
+                    f"{pair.second.method.id}"
+                )
+                atomic_write_json(self.cell_path(pair.key), self.evaluate_pair(pair))
+                bar.update()
+        keys = [cell.key for cell in cells] + [pair.key for pair in pairs]
+        return [json.loads(self.cell_path(key).read_text()) for key in keys]
 
 
-def records_to_tables(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split cell records into the tidy results table and the tidy curve table."""
-    results, curves = [], []
+IDENTITY = ("suite", "model", "dataset", "method", "metric", "model_b", "method_b", "seed")
+
+
+def records_to_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """Tidy ``results`` (one row per measurement), ``curves`` and per-example ``samples``."""
+    results, curves, samples = [], [], []
     for record in records:
-        row = {k: v for k, v in record.items() if k not in ("curve", "curve_axes", "details")}
+        # Cells written by an older lfxbench may lack the newer fields: default them.
+        record = {"model_b": "", "method_b": "", "samples": {}, **record}
+        identity = {key: record[key] for key in IDENTITY}
+        row = {
+            k: v
+            for k, v in record.items()
+            if k not in ("curve", "curve_axes", "samples", "details")
+        }
         row.update({f"detail_{name}": value for name, value in record["details"].items()})
         results.append(row)
         x_axis, y_axis = record["curve_axes"]
         for x, y in record["curve"]:
-            curves.append(
-                {
-                    key: record[key]
-                    for key in ("suite", "model", "dataset", "method", "metric", "seed")
-                }
-                | {"x": x, "y": y, "x_label": x_axis, "y_label": y_axis}
-            )
-    return pd.DataFrame(results), pd.DataFrame(curves)
+            curves.append(identity | {"x": x, "y": y, "x_label": x_axis, "y_label": y_axis})
+        for group, values in record["samples"].items():
+            samples.extend(identity | {"group": group, "value": value} for value in values)
+    return {
+        "results": pd.DataFrame(results),
+        "curves": pd.DataFrame(curves),
+        "samples": pd.DataFrame(samples),
+    }

@@ -70,6 +70,14 @@ class ModelEntry(Entry):
         }
 
 
+class ExampleProtocol(_Strict):
+    """Which examples example-importance methods see: balanced subsets (labels pick them)."""
+
+    n_corpus: int | None = Field(None, ge=1, description="training examples scored")
+    n_test: int | None = Field(None, ge=1, description="test examples explained")
+    subset_seed: int = 0
+
+
 class Suite(_Strict):
     """A benchmark: datasets x models x methods x metrics x seeds."""
 
@@ -83,6 +91,7 @@ class Suite(_Strict):
     models: list[ModelEntry] = Field(min_length=1)
     methods: list[Entry] = Field(min_length=1)
     metrics: list[Entry] = Field(min_length=1)
+    examples: ExampleProtocol = Field(default_factory=ExampleProtocol)
     source: str = Field("<suite>", exclude=True)
 
     @field_validator("seeds")
@@ -105,11 +114,41 @@ class Suite(_Strict):
         for model in self.models:
             for seed in self.seeds:
                 for method in self.methods:
-                    method_kind = METHODS.get(method.name).explains
                     for metric in self.metrics:
-                        if METRICS.get(metric.name).explains == method_kind:
+                        if _scope(metric) == "cell" and _applies(metric, method):
                             cells.append(Cell(self, model, method, metric, seed))
         return cells
+
+    def pair_cells(self) -> list[PairCell]:
+        """Every pair of explanations a pairwise metric compares, each unordered pair once."""
+        pairs = []
+        for metric in self.metrics:
+            scope = _scope(metric)
+            for seed in self.seeds:
+                if scope == "models":
+                    for method in (m for m in self.methods if _applies(metric, m)):
+                        for i, first in enumerate(self.models):
+                            for second in self.models[i + 1 :]:
+                                if first.dataset == second.dataset:
+                                    pairs.append(
+                                        PairCell(
+                                            Cell(self, first, method, metric, seed),
+                                            Cell(self, second, method, metric, seed),
+                                        )
+                                    )
+                elif scope == "methods":
+                    methods = [m for m in self.methods if _applies(metric, m)]
+                    for model in self.models:
+                        for i, first in enumerate(methods):
+                            for second in methods[i + 1 :]:
+                                if _kind(first) == _kind(second):
+                                    pairs.append(
+                                        PairCell(
+                                            Cell(self, model, first, metric, seed),
+                                            Cell(self, model, second, metric, seed),
+                                        )
+                                    )
+        return pairs
 
 
 @dataclass(frozen=True)
@@ -125,18 +164,51 @@ class Cell:
         return stable_hash({"model": self.suite.model_config_of(self.model), "seed": self.seed})
 
     @property
+    def method_kind(self) -> str:
+        return _kind(self.method)
+
+    @property
     def attribution_key(self) -> str:
-        return stable_hash(
-            {
-                "model": self.model_key,
-                "method": self.method.config(),
-                "batch_size": self.suite.batch_size,
-            }
-        )
+        payload = {
+            "model": self.model_key,
+            "method": self.method.config(),
+            "batch_size": self.suite.batch_size,
+        }
+        if self.method_kind == "example":
+            payload["examples"] = self.suite.examples.model_dump()
+        return stable_hash(payload)
 
     @property
     def key(self) -> str:
         return stable_hash({"attribution": self.attribution_key, "metric": self.metric.config()})
+
+
+@dataclass(frozen=True)
+class PairCell:
+    """Two explanations (same metric and seed) that a pairwise metric compares."""
+
+    first: Cell
+    second: Cell
+
+    @property
+    def key(self) -> str:
+        attributions = [self.first.attribution_key, self.second.attribution_key]
+        return stable_hash({"pair": attributions, "metric": self.first.metric.config()})
+
+
+def _kind(method: Entry) -> str:
+    return METHODS.get(method.name).explains
+
+
+def _scope(metric: Entry) -> str:
+    """``cell``, or what a pairwise metric compares across: ``models`` or ``methods``."""
+    if METRICS.get(metric.name).scope != "pair":
+        return "cell"
+    return metric.params.get("across", "models")
+
+
+def _applies(metric: Entry, method: Entry) -> bool:
+    return METRICS.get(metric.name).explains in ("any", _kind(method))
 
 
 def _field_path(location: tuple[Any, ...]) -> str:
@@ -253,7 +325,10 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
             )
         if entry.name in MODELS:
             objectives = MODELS.get(entry.name).objectives
-            if entry.recipe.objective not in objectives:
+            if entry.recipe.objective is None:
+                recipe = entry.recipe.model_copy(update={"objective": objectives[0]})
+                checked = checked.model_copy(update={"recipe": recipe})
+            elif entry.recipe.objective not in objectives:
                 problems.append(
                     (
                         f"{field}.recipe.objective",
@@ -273,7 +348,7 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):
             kind = METRICS.get(entry.name).explains
-            if kind not in method_kinds:
+            if kind != "any" and kind not in method_kinds:
                 problems.append(
                     (
                         f"metrics[{index}]",

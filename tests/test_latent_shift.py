@@ -206,7 +206,7 @@ def test_result_does_not_depend_on_the_evaluation_batch_size():
 def test_wrong_attribution_shape_raises_value_error():
     encoder, inputs = InformativePixels(), toy_inputs(4)
     attributions = oracle_attributions(inputs)
-    with pytest.raises(ValueError, match="shaped like the inputs"):
+    with pytest.raises(ValueError, match="feature attributions shaped"):
         LatentShift()(context(encoder, inputs, attributions.flatten(1)))
     with pytest.raises(ValueError):
         LatentShift()(context(encoder, inputs, attributions[:3]))

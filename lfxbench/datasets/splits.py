@@ -41,3 +41,24 @@ class DatasetSplits:
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._fingerprint = digest.hexdigest()[:16]
         return self._fingerprint
+
+
+def balanced_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
+    """Indices of ``n`` examples with (as near as possible) equal counts per label.
+
+    The paper's example-importance protocol: e.g. 1,000 examples, 100 per class. Labels
+    only choose the subset. ``None`` (or ``n`` >= all) keeps every example, in order.
+    """
+    if n is None or n >= len(labels):
+        return torch.arange(len(labels))
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = torch.randperm(len(labels), generator=generator)
+    classes = labels[shuffled].unique()
+    # Round-robin over classes in shuffled order: class c's k-th example gets position k.
+    position = torch.empty(len(labels), dtype=torch.long)
+    for label in classes:
+        members = (labels[shuffled] == label).nonzero().squeeze(1)
+        position[members] = torch.arange(len(members))
+    rounds = position * len(classes) + torch.searchsorted(classes, labels[shuffled])
+    chosen = shuffled[rounds.argsort(stable=True)[:n]]
+    return chosen.sort().values
