@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -53,18 +54,21 @@ def plot_samples(samples: pd.DataFrame, figure_dir: Path) -> list[Path]:
     """``<metric>_boxes.png``: per-example values by group (e.g. top / bottom M) and method."""
     written = []
     for metric, part in samples.groupby("metric", sort=False):
-        grid = sns.catplot(
-            data=part,
-            x="group",
-            y="value",
-            hue="method",
-            col="model",
-            kind="box",
-            col_wrap=min(2, part["model"].nunique()),
-            height=3.4,
-            aspect=1.8,
-            fliersize=1,
-        )
+        with warnings.catch_warnings():
+            # seaborn 0.13 passes matplotlib 3.11 a deprecated `vert=`; not ours to fix.
+            warnings.filterwarnings("ignore", message="vert: bool was deprecated")
+            grid = sns.catplot(
+                data=part,
+                x="group",
+                y="value",
+                hue="method",
+                col="model",
+                kind="box",
+                col_wrap=min(2, part["model"].nunique()),
+                height=3.4,
+                aspect=1.8,
+                fliersize=1,
+            )
         grid.set_xticklabels(rotation=45, ha="right")
         grid.set_axis_labels("", metric)
         written.append(_save(grid.figure, figure_dir / f"{metric}_boxes.png"))

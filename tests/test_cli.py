@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -147,3 +148,31 @@ def test_list_prints_every_registry(capsys):
 def test_validate_counts_cells(tiny_suite, capsys):
     assert main(["validate", str(tiny_suite)]) == 0
     assert "8 cells" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_example_importance_and_agreement_across_encoders(tmp_path, capsys):
+    suite = tmp_path / "tiny_pretext.yaml"
+    shutil.copy(Path(__file__).parent / "data" / "tiny_pretext.yaml", suite)
+    assert run(suite, tmp_path) == 0
+    run_dir = tmp_path / "runs" / "tiny_pretext"
+    results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    single = results[results["model_b"] == ""]
+    pairs = results[results["model_b"] != ""]
+    # similarity rate: 2 models x 2 example methods x 2 seeds
+    assert len(single) == 8 and set(single["metric"]) == {"similarity_rate"}
+    assert set(single["n_examples"].astype(int)) == {20}
+    # agreement: 1 pair of models x 3 methods x 2 seeds
+    assert len(pairs) == 6
+    assert set(zip(pairs["model"], pairs["model_b"], strict=True)) == {
+        ("denoising", "classification")}
+    samples = pd.read_csv(run_dir / "samples.csv")
+    assert {"top 5%", "bottom 5%"} <= set(samples["group"])
+    markdown = (run_dir / "leaderboard.md").read_text()
+    assert "pearson_agreement across models: deep_knn" in markdown
+    assert "example importance" in markdown
+    for figure in ("similarity_rate_boxes.png", "pearson_agreement_deep_knn_heatmap.png"):
+        assert (run_dir / "figures" / figure).is_file()
+    # the rate of the nearest neighbours beats chance on real digits
+    by_method = single.groupby("method")["value"].mean()
+    assert by_method["deep_knn"] > by_method["random_examples"]
