@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from lfxbench.compare import Tolerances
 from lfxbench.errors import LfxbenchError
 from lfxbench.registry import REGISTRIES
 
@@ -43,6 +44,25 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("run_dir", type=Path)
     board.add_argument("--format", choices=("md", "csv", "html"), default="md")
     board.add_argument("--output", type=Path, help="write to this file instead of stdout")
+
+    versus = commands.add_parser(
+        "compare",
+        help="quality and runtime of CANDIDATE against BASELINE; exit 1 on a regression",
+    )
+    versus.add_argument("baseline", type=Path, help="run directory, results.csv or leaderboard CSV")
+    versus.add_argument(
+        "candidate", type=Path, help="run directory, results.csv or leaderboard CSV"
+    )
+    for name, field in Tolerances.model_fields.items():
+        versus.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=float,
+            dest=name,
+            help=f"{field.description} (default {field.default}, or the "
+            "candidate suite's `compare:`)",
+        )
+    versus.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    versus.add_argument("--output", type=Path, help="also write the table to this file")
 
     validate = commands.add_parser("validate", help="check a suite file without running it")
     validate.add_argument("suite", type=Path)
@@ -100,6 +120,31 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from lfxbench.compare import compare, load_board, render_markdown
+    from lfxbench.storage import atomic_write_text
+
+    baseline, _ = load_board(args.baseline)
+    candidate, settings = load_board(args.candidate)
+    overrides = {
+        name: getattr(args, name)
+        for name in Tolerances.model_fields
+        if getattr(args, name) is not None
+    }
+    tolerances = Tolerances(**{**settings, **overrides})
+    table = compare(baseline, candidate, tolerances)
+    if args.format == "md":
+        text = render_markdown(table, tolerances)
+    elif args.format == "csv":
+        text = table.to_csv(index=False, float_format="%.6g")
+    else:
+        text = table.to_json(orient="records", indent=2) + "\n"
+    sys.stdout.write(text)
+    if args.output:
+        atomic_write_text(args.output, text)
+    return 1 if table["regression"].any() else 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from lfxbench.suite import load_suite
 
@@ -108,7 +153,13 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "list": _list, "leaderboard": _leaderboard, "validate": _validate}
+COMMANDS = {
+    "run": _run,
+    "list": _list,
+    "leaderboard": _leaderboard,
+    "compare": _compare,
+    "validate": _validate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,12 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         results[column] = results.get(column, pd.Series("", index=results.index)).fillna("")
     kinds = results.get("method_kind", pd.Series(index=results.index, dtype=object))
     results["method_kind"] = kinds.fillna("feature")  # results from before example methods
-    for column in ("attribution_seconds_per_example", "training_seconds"):
+    for column in (
+        "attribution_seconds_per_example",
+        "attribution_seconds",
+        "training_seconds",
+        "calibration_seconds",
+    ):
         if column not in results:
             results[column] = np.nan
     grouped = results.groupby(KEYS, sort=False)
@@ -41,6 +46,8 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         attribution_ms_per_example=("attribution_seconds_per_example", lambda s: 1e3 * s.mean()),
         metric_seconds=("metric_seconds", "mean"),
         training_seconds=("training_seconds", "mean"),
+        attribution_seconds=("attribution_seconds", "mean"),
+        calibration_seconds=("calibration_seconds", "mean"),
     ).reset_index()
     board["ci95"] = grouped["value"].apply(_ci95_halfwidth).to_numpy()
     board["std"] = board["std"].fillna(0.0)

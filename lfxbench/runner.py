@@ -30,7 +30,7 @@ from lfxbench.models.base import ZooModel
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS
 from lfxbench.storage import Cache, atomic_write_json
 from lfxbench.suite import Cell, PairCell, Suite, stable_hash
-from lfxbench.timing import stopwatch
+from lfxbench.timing import calibration_seconds, stopwatch
 from lfxbench.training import train_model
 
 TRAINED_MODELS_KEPT = 4  # in memory at once; the rest reload from the cache
@@ -284,6 +284,10 @@ class Runner:
         pending = [cell for cell in cells if not self.cell_path(cell.key).is_file()]
         pending_pairs = [pair for pair in pairs if not self.cell_path(pair.key).is_file()]
         total = len(pending) + len(pending_pairs)
+        if total:
+            # Measured with the work it normalises, so `lfxbench compare` can tell a slower
+            # method from a slower (or busier) machine.
+            self.environment["calibration_seconds"] = calibration_seconds(self.device)
         with tqdm(total=total, desc=self.suite.name, unit="cell", disable=not self.progress) as bar:
             # Cells come model -> seed -> method -> metric: each explanation is computed
             # once and scored by every metric before the next one is made.

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lfxbench.baselines import Baseline
+from lfxbench.compare import Tolerances
 from lfxbench.errors import LfxbenchError, SuiteError, UnknownNameError
 from lfxbench.params import validate_params
 from lfxbench.recipe import Recipe
@@ -92,6 +93,7 @@ class Suite(_Strict):
     methods: list[Entry] = Field(min_length=1)
     metrics: list[Entry] = Field(min_length=1)
     examples: ExampleProtocol = Field(default_factory=ExampleProtocol)
+    compare: Tolerances = Field(default_factory=Tolerances)
     source: str = Field("<suite>", exclude=True)
 
     @field_validator("seeds")
