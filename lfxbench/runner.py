@@ -280,6 +280,16 @@ class Runner:
 
     def run(self) -> list[dict[str, Any]]:
         """Compute every unfinished cell; return the records of all cells of the suite."""
+        previous = torch.are_deterministic_algorithms_enabled()
+        if self.suite.deterministic and self.device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(self.suite.deterministic, warn_only=True)
+        try:
+            return self._run()
+        finally:
+            torch.use_deterministic_algorithms(previous)
+
+    def _run(self) -> list[dict[str, Any]]:
         cells, pairs = self.suite.cells(), self.suite.pair_cells()
         pending = [cell for cell in cells if not self.cell_path(cell.key).is_file()]
         pending_pairs = [pair for pair in pairs if not self.cell_path(pair.key).is_file()]

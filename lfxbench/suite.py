@@ -87,6 +87,9 @@ class Suite(_Strict):
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     batch_size: int = Field(256, ge=1, description="examples per attribution / metric batch")
+    deterministic: bool = Field(
+        True, description="torch's deterministic algorithms where it has them"
+    )
     plugins: list[str] = Field(default_factory=list)
     datasets: list[Entry] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)

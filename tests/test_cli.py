@@ -165,7 +165,8 @@ def test_example_importance_and_agreement_across_encoders(tmp_path, capsys):
     # agreement: 1 pair of models x 3 methods x 2 seeds
     assert len(pairs) == 6
     assert set(zip(pairs["model"], pairs["model_b"], strict=True)) == {
-        ("denoising", "classification")}
+        ("denoising", "classification")
+    }
     samples = pd.read_csv(run_dir / "samples.csv")
     assert {"top 5%", "bottom 5%"} <= set(samples["group"])
     markdown = (run_dir / "leaderboard.md").read_text()
@@ -176,3 +177,27 @@ def test_example_importance_and_agreement_across_encoders(tmp_path, capsys):
     # the rate of the nearest neighbours beats chance on real digits
     by_method = single.groupby("method")["value"].mean()
     assert by_method["deep_knn"] > by_method["random_examples"]
+
+
+@pytest.mark.slow
+def test_same_suite_and_seed_give_identical_quality_numbers(tiny_suite, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):  # separate caches: everything is recomputed
+        assert (
+            main(
+                [
+                    "run",
+                    str(tiny_suite),
+                    "--out",
+                    str(folder),
+                    "--cache-dir",
+                    str(folder / "cache"),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+    one = pd.read_csv(first / "tiny" / "results.csv")
+    two = pd.read_csv(second / "tiny" / "results.csv")
+    pd.testing.assert_series_equal(one["value"], two["value"], check_exact=True)
+    assert (one["training_seconds"] != two["training_seconds"]).any()  # really retrained
