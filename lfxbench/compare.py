@@ -31,7 +31,7 @@ class Tolerances(BaseModel):
     spread_factor: float = Field(1.0, ge=0, description="x the larger seed-to-seed std")
     runtime_threshold: float = Field(2.0, gt=1, description="fail beyond this slowdown")
     runtime_floor_seconds: float = Field(
-        0.05, ge=0, description="cells faster than this on both sides are not judged"
+        0.1, ge=0, description="cells faster than this on both sides are not judged"
     )
 
 

@@ -176,7 +176,9 @@ class Runner:
             )
         model = trained.model.eval()
         method_class = METHODS.get(cell.method.name)
-        seed_everything(cell.seed)
+        # Seeded per model, not only per seed: two encoders' `random` references (and
+        # sampling methods) must not share their draws, or they would agree perfectly.
+        seed_everything(int(cell.model_key[:8], 16))
         batches = []
         with stopwatch(self.device) as elapsed:
             if cell.method_kind == "feature":
