@@ -60,6 +60,7 @@ def plot_samples(samples: pd.DataFrame, figure_dir: Path) -> list[Path]:
             grid = sns.catplot(
                 data=part,
                 x="group",
+                order=list(dict.fromkeys(part["group"])),  # the metric's order, not A-Z
                 y="value",
                 hue="method",
                 col="model",

@@ -35,7 +35,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    # Insertion order kept: a metric's groups and details read in the order it wrote them.
+    atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def atomic_torch_save(path: Path, payload: Any) -> None:
