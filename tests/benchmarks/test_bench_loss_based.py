@@ -1,4 +1,4 @@
-"""Runtime of loss-based example importance on the paper's MNIST autoencoder (eval mode).
+"""Runtime of example importance on the paper's MNIST autoencoder (eval mode).
 
 Not part of the default run:
     pytest -m benchmark --benchmark-enable tests/benchmarks/test_bench_loss_based.py
@@ -8,9 +8,10 @@ Not part of the default run:
   autograd loop: the speed-up is their ratio.
 * ``example methods``: ``fit`` on a 256-example corpus then ``attribute`` for 64 test
   examples (one 64 × 256 block; ``extra_info["pairs"]`` turns the mean into a time per
-  (test, train) pair). TracIn with one checkpoint (its cost grows linearly with the
-  checkpoints); Influence Functions with a LiSSA depth of ``LISSA_DEPTH`` (linear in the
-  depth too: the paper's 100 is ``100 / LISSA_DEPTH`` times the recursion part).
+  (test, train) pair), for every registered example method. TracIn with one checkpoint
+  (its cost grows linearly with the checkpoints); Influence Functions with a LiSSA depth
+  of ``LISSA_DEPTH`` (linear in the depth too: the paper's 100 is ``100 / LISSA_DEPTH``
+  times the recursion part).
 """
 
 from __future__ import annotations
@@ -79,12 +80,14 @@ def test_per_sample_gradients_autograd_loop(benchmark, model, corpus):
     )
 
 
-@pytest.mark.parametrize(
-    ("name", "params"),
-    [("tracin", {}), ("influence_functions", {"recursion_depth": LISSA_DEPTH})],
-    ids=["tracin", f"influence_functions-depth{LISSA_DEPTH}"],
-)
-def test_example_method_block(benchmark, corpus, name, params):
+# Every registered example method, with the cheap settings above where it has knobs.
+BENCHMARK_PARAMS = {"influence_functions": {"recursion_depth": LISSA_DEPTH}}
+EXAMPLE_METHODS = [name for name in METHODS.names() if METHODS.get(name).explains == "example"]
+
+
+@pytest.mark.parametrize("name", EXAMPLE_METHODS)
+def test_example_method_block(benchmark, corpus, name):
+    params = BENCHMARK_PARAMS.get(name, {})
     test_inputs, test_labels = images(N_TEST, seed=2)
 
     def fit_and_attribute() -> torch.Tensor:
