@@ -44,6 +44,11 @@ class Baseline(BaseModel):
     kind: Literal["black", "blur", "mean"] = "black"
     kernel_size: int = Field(21, ge=1)
     sigma: float = Field(5.0, gt=0)
+    label: int | None = Field(
+        None,
+        description="mean only: average the training examples with this label "
+        "(ECG5000's average normal heartbeat: label 1)",
+    )
 
     @field_validator("kernel_size")
     @classmethod
@@ -56,6 +61,13 @@ class Baseline(BaseModel):
     @classmethod
     def _from_kind(cls, value: Any) -> Any:
         return {"kind": value} if isinstance(value, str) else value
+
+    def reference(self, train_inputs: torch.Tensor, train_labels: torch.Tensor) -> torch.Tensor:
+        """The mean baseline's reference input ``[1, ...]`` (all or one label's examples)."""
+        chosen = train_inputs if self.label is None else train_inputs[train_labels == self.label]
+        if len(chosen) == 0:
+            raise ValueError(f"no training example has label {self.label} for the mean baseline")
+        return chosen.mean(dim=0, keepdim=True)
 
     def __call__(
         self, inputs: torch.Tensor, train_mean: torch.Tensor | None = None

@@ -39,12 +39,21 @@ class EvaluationContext:
     seed: int
     method_kind: Literal["feature", "example"] = "feature"
     corpus_labels: torch.Tensor | None = None
+    # For a `mean` baseline restricted to one label (the CPU copies are enough).
+    train_inputs: torch.Tensor | None = None
+    train_labels: torch.Tensor | None = None
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         return encode(self.encoder, inputs, self.batch_size)
 
     def baseline_of(self, inputs: torch.Tensor, baseline: Baseline | None = None) -> torch.Tensor:
-        return (baseline or self.baseline)(inputs, self.train_mean)
+        baseline = baseline or self.baseline
+        if baseline.kind == "mean" and baseline.label is not None:
+            if self.train_inputs is None or self.train_labels is None:
+                raise ValueError("a per-label mean baseline needs the training set")
+            reference = baseline.reference(self.train_inputs, self.train_labels)
+            return baseline(inputs, reference.to(inputs))
+        return baseline(inputs, self.train_mean)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -21,3 +23,6 @@ class Recipe(BaseModel):
     checkpoint_every: int = Field(10, ge=1, description="epochs between kept checkpoints")
     noise_std: float = Field(0.3, ge=0, description="denoising: std of the additive noise")
     mask_fraction: float = Field(0.2, ge=0, le=1, description="inpainting: share of masked pixels")
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
+    mixed_precision: bool = Field(True, description="bfloat16 autocast when training on CUDA")

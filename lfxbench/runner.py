@@ -183,10 +183,12 @@ class Runner:
         with stopwatch(self.device) as elapsed:
             if cell.method_kind == "feature":
                 method = method_class(model.encoder, **cell.method.params)
-                train_mean = data.train_inputs.mean(dim=0, keepdim=True).to(self.device)
+                baseline = cell.model.baseline
+                reference = baseline.reference(data.train_inputs, data.train_labels)
+                reference = reference.to(self.device)
                 for start in range(0, len(inputs), self.suite.batch_size):
                     batch = inputs[start : start + self.suite.batch_size]
-                    baselines = cell.model.baseline(batch, train_mean)
+                    baselines = baseline(batch, reference)
                     batches.append(method.attribute(batch, baselines))
             else:
                 method = method_class(**cell.method.params)
@@ -225,6 +227,8 @@ class Runner:
             seed=cell.seed,
             method_kind=cell.method_kind,
             corpus_labels=explained.corpus_labels,
+            train_inputs=data.train_inputs,
+            train_labels=data.train_labels,
         )
         seed_everything(cell.seed)
         with stopwatch(self.device) as elapsed:
