@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", help="override the suite's device: auto, cpu, cuda, cuda:N")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="where cells run (default: the suite's `executor`, else local); "
+        "ray uses $RAY_ADDRESS or starts a local instance",
+    )
 
     listing = commands.add_parser("list", help="list registered methods, metrics, models, datasets")
     listing.add_argument("what", choices=sorted(REGISTRIES))
@@ -84,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         device=args.device,
         progress=not args.quiet,
+        executor=args.executor or suite.executor,
     )
     records = runner.run()
     written = write_run(run_dir, suite, records, runner.environment)

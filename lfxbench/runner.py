@@ -13,9 +13,11 @@ import inspect
 import itertools
 import json
 import os
+import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import torch
@@ -34,6 +36,29 @@ from lfxbench.timing import calibration_seconds, stopwatch
 from lfxbench.training import train_model
 
 TRAINED_MODELS_KEPT = 4  # in memory at once; the rest reload from the cache
+
+
+def in_batches(compute: Callable[[slice], torch.Tensor], n: int, batch_size: int) -> torch.Tensor:
+    """``compute`` over consecutive slices of ``n`` examples, concatenated. On running out
+    of device memory the batch is halved and retried (down to one example) instead of
+    failing the run; the smaller size is kept for the remaining batches."""
+    outputs, start = [], 0
+    while start < n:
+        stop = min(start + batch_size, n)
+        try:
+            outputs.append(compute(slice(start, stop)))
+        except torch.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            warnings.warn(
+                f"out of device memory: retrying with batches of {batch_size}", stacklevel=2
+            )
+            continue
+        start = stop
+    return torch.cat(outputs)
 
 
 def default_data_dir() -> Path:
@@ -73,6 +98,7 @@ class Runner:
         data_dir: Path | None = None,
         device: str | None = None,
         progress: bool = True,
+        executor: Literal["local", "ray"] = "local",
     ):
         self.suite = suite
         self.run_dir = Path(run_dir)
@@ -82,11 +108,22 @@ class Runner:
         self.progress = progress
         self._datasets: dict[str, DatasetSplits] = {}
         self._trained: OrderedDict[tuple[str, int], TrainedModel] = OrderedDict()
-        self.environment = {
-            "device": str(self.device),
-            "device_name": device_name(self.device),
-            **{f"{name}_version": version for name, version in versions().items()},
-        }
+        self.executor = executor
+        self._environment: dict[str, Any] | None = None
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        """Device, versions and the calibration time of this process (measured once, with
+        the work it normalises, so `lfxbench compare` can tell a slower method from a
+        slower or busier machine)."""
+        if self._environment is None:
+            self._environment = {
+                "device": str(self.device),
+                "device_name": device_name(self.device),
+                **{f"{name}_version": version for name, version in versions().items()},
+                "calibration_seconds": calibration_seconds(self.device),
+            }
+        return self._environment
 
     # -- stages ---------------------------------------------------------------------
 
@@ -179,17 +216,16 @@ class Runner:
         # Seeded per model, not only per seed: two encoders' `random` references (and
         # sampling methods) must not share their draws, or they would agree perfectly.
         seed_everything(int(cell.model_key[:8], 16))
-        batches = []
         with stopwatch(self.device) as elapsed:
             if cell.method_kind == "feature":
                 method = method_class(model.encoder, **cell.method.params)
                 baseline = cell.model.baseline
                 reference = baseline.reference(data.train_inputs, data.train_labels)
                 reference = reference.to(self.device)
-                for start in range(0, len(inputs), self.suite.batch_size):
-                    batch = inputs[start : start + self.suite.batch_size]
-                    baselines = baseline(batch, reference)
-                    batches.append(method.attribute(batch, baselines))
+
+                def explain_batch(batch: slice) -> torch.Tensor:
+                    return method.attribute(inputs[batch], baseline(inputs[batch], reference))
+
             else:
                 method = method_class(**cell.method.params)
                 method.fit(
@@ -205,10 +241,11 @@ class Runner:
                         device=self.device,
                     )
                 )
-                for start in range(0, len(inputs), self.suite.batch_size):
-                    stop = start + self.suite.batch_size
-                    batches.append(method.attribute(inputs[start:stop], labels[start:stop]))
-            values = torch.cat(batches).detach()
+
+                def explain_batch(batch: slice) -> torch.Tensor:
+                    return method.attribute(inputs[batch], labels[batch])
+
+            values = in_batches(explain_batch, len(inputs), self.suite.batch_size).detach()
         self.cache.save("attributions", key, {"values": values.cpu(), "seconds": elapsed.seconds})
         return Explained(trained, values, elapsed.seconds, inputs, labels, corpus_labels)
 
@@ -299,34 +336,45 @@ class Runner:
         cells, pairs = self.suite.cells(), self.suite.pair_cells()
         pending = [cell for cell in cells if not self.cell_path(cell.key).is_file()]
         pending_pairs = [pair for pair in pairs if not self.cell_path(pair.key).is_file()]
-        total = len(pending) + len(pending_pairs)
-        if total:
-            # Measured with the work it normalises, so `lfxbench compare` can tell a slower
-            # method from a slower (or busier) machine.
-            self.environment["calibration_seconds"] = calibration_seconds(self.device)
+        # Cells come model -> seed -> method -> metric: each explanation is computed once
+        # and scored by every metric of its group before the next one is made.
+        groups = [list(g) for _, g in itertools.groupby(pending, key=lambda c: c.attribution_key)]
+        if groups or pending_pairs:
+            if self.executor == "ray":
+                from lfxbench.executors import run_on_ray
+
+                run_on_ray(self, groups, pending_pairs)
+            else:
+                self._run_locally(groups, pending_pairs)
+        keys = [cell.key for cell in cells] + [pair.key for pair in pairs]
+        return [json.loads(self.cell_path(key).read_text()) for key in keys]
+
+    def _run_locally(self, groups: list[list[Cell]], pairs: list[PairCell]) -> None:
+        total = sum(map(len, groups)) + len(pairs)
         with tqdm(total=total, desc=self.suite.name, unit="cell", disable=not self.progress) as bar:
-            # Cells come model -> seed -> method -> metric: each explanation is computed
-            # once and scored by every metric before the next one is made.
-            by_explanation = itertools.groupby(pending, key=lambda c: c.attribution_key)
-            for _, group in by_explanation:
-                group = list(group)
+            for group in groups:
                 bar.set_postfix_str(
                     f"{group[0].model.id} seed {group[0].seed}: {group[0].method.id}"
                 )
-                explained = self.explain(group[0])
-                for cell in group:
-                    atomic_write_json(self.cell_path(cell.key), self.evaluate(cell, explained))
-                    bar.update()
-            for pair in pending_pairs:
+                self.run_group(group)
+                bar.update(len(group))
+            for pair in pairs:
                 bar.set_postfix_str(
                     f"{pair.first.metric.id}: {pair.first.model.id}/"
                     f"{pair.first.method.id} vs {pair.second.model.id}/"
                     f"{pair.second.method.id}"
                 )
-                atomic_write_json(self.cell_path(pair.key), self.evaluate_pair(pair))
+                self.run_pair(pair)
                 bar.update()
-        keys = [cell.key for cell in cells] + [pair.key for pair in pairs]
-        return [json.loads(self.cell_path(key).read_text()) for key in keys]
+
+    def run_group(self, group: list[Cell]) -> None:
+        """One explanation and every metric of it; each finished cell written at once."""
+        explained = self.explain(group[0])
+        for cell in group:
+            atomic_write_json(self.cell_path(cell.key), self.evaluate(cell, explained))
+
+    def run_pair(self, pair: PairCell) -> None:
+        atomic_write_json(self.cell_path(pair.key), self.evaluate_pair(pair))
 
 
 IDENTITY = ("suite", "model", "dataset", "method", "metric", "model_b", "method_b", "seed")

@@ -10,7 +10,7 @@ import json
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -87,6 +87,7 @@ class Suite(_Strict):
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     batch_size: int = Field(256, ge=1, description="examples per attribution / metric batch")
+    executor: Literal["local", "ray"] = Field("local", description="where cells run")
     deterministic: bool = Field(
         True, description="torch's deterministic algorithms where it has them"
     )

@@ -1,0 +1,199 @@
+"""CIFAR-10 from the official python batches, and an offline natural-image stand-in."""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from lfxbench.datasets.mnist import subsample
+from lfxbench.datasets.splits import DatasetSplits
+from lfxbench.errors import DataNotFoundError
+from lfxbench.registry import register_dataset
+
+CIFAR10_BATCHES_DIR = "cifar-10-batches-py"
+CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_BATCH = "test_batch"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+# Folders (under the data directory) that may hold `cifar-10-batches-py/` or the archive.
+CIFAR10_FOLDERS = (".", "cifar10", "CIFAR10", "cifar-10", "CIFAR-10")
+CIFAR10_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)"
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+
+def _unpickle(handle) -> dict:
+    # The official batches are Python-2 pickles of dicts with bytes keys.
+    return pickle.load(handle, encoding="bytes")
+
+
+def _batch_arrays(batch: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise ValueError(
+            f"{name}: expected b'data' uint8 [N, 3072] and N b'labels', got {data.shape} "
+            f"and {labels.shape}"
+        )
+    return data, labels
+
+
+def read_cifar10_batches(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every official batch as (uint8 [N, 3072], int64 [N]), from the folder or the archive."""
+    names = (*CIFAR10_TRAIN_BATCHES, CIFAR10_TEST_BATCH)
+    searched: list[Path] = []
+    for folder in CIFAR10_FOLDERS:
+        batch_dir = data_dir / folder / CIFAR10_BATCHES_DIR
+        searched.append(batch_dir / CIFAR10_TRAIN_BATCHES[0])
+        if all((batch_dir / name).is_file() for name in names):
+            batches = {}
+            for name in names:
+                with open(batch_dir / name, "rb") as handle:
+                    batches[name] = _batch_arrays(_unpickle(handle), str(batch_dir / name))
+            return batches
+    for folder in CIFAR10_FOLDERS:
+        archive = data_dir / folder / CIFAR10_ARCHIVE
+        searched.append(archive)
+        if archive.is_file():
+            batches = {}
+            with tarfile.open(archive, "r:gz") as tar:
+                for name in names:
+                    member = tar.extractfile(f"{CIFAR10_BATCHES_DIR}/{name}")
+                    if member is None:
+                        raise DataNotFoundError(f"{archive} holds no {CIFAR10_BATCHES_DIR}/{name}")
+                    batches[name] = _batch_arrays(_unpickle(member), f"{archive}:{name}")
+            return batches
+    listing = "\n  ".join(str(path) for path in searched)
+    raise DataNotFoundError(
+        f"missing {CIFAR10_BATCHES_DIR}/{CIFAR10_TRAIN_BATCHES[0]} (with data_batch_2..5 and "
+        f"{CIFAR10_TEST_BATCH}) or {CIFAR10_ARCHIVE}; searched:\n  {listing}\n"
+        f"Download {CIFAR10_ARCHIVE} from {CIFAR10_SOURCE} into {data_dir} (extracted or not), "
+        f"point --data-dir (or LFXBENCH_DATA) at the folder that holds it, or use the offline "
+        f"'natural_images_standin' (not CIFAR-10)."
+    )
+
+
+def _cifar_split(
+    batches: list[tuple[np.ndarray, np.ndarray]], n: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    data = torch.from_numpy(np.concatenate([data for data, _ in batches]))
+    labels = torch.from_numpy(np.concatenate([labels for _, labels in batches]))
+    data, labels = subsample(data, labels, n, seed)  # still uint8: subsample, then convert
+    images = data.reshape(-1, 3, 32, 32).to(torch.float32) / 255.0
+    return images, labels
+
+
+@register_dataset("cifar10")
+def cifar10(
+    data_dir: Path,
+    n_train: Annotated[int, Field(ge=1)] | None = None,
+    n_test: Annotated[int, Field(ge=1)] | None = None,
+    subset_seed: int = 0,
+) -> DatasetSplits:
+    """CIFAR-10 from the official python batches (50k train / 10k test, 3x32x32 in [0, 1])."""
+    batches = read_cifar10_batches(data_dir)
+    train = _cifar_split([batches[name] for name in CIFAR10_TRAIN_BATCHES], n_train, subset_seed)
+    test = _cifar_split([batches[CIFAR10_TEST_BATCH]], n_test, subset_seed + 1)
+    return DatasetSplits(*train, *test, description="CIFAR-10 (python batches)")
+
+
+# --- offline stand-in --------------------------------------------------------------------
+
+STANDIN_SOURCES = ("china.jpg", "flower.jpg")  # label 0, label 1
+# Each photo (427 x 640) is shrunk by one of these factors (area averaging, no aliasing)
+# before a 32 x 32 crop is cut out of it: a crop covers 96-192 px of the original photo.
+STANDIN_DOWNSCALES = (3, 4, 5, 6)
+# Train crops come from the left 70 % of each photo, test crops from the right 30 %:
+# no pixel of a test image was seen in training.
+STANDIN_TRAIN_FRACTION = 0.7
+
+
+def _standin_pyramids() -> list[list[tuple[torch.Tensor, int]]]:
+    """For each photo, its shrunk versions [3, H, W] in [0, 1] with the split column."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images()
+    by_name = {Path(name).name: image for name, image in zip(photos.filenames, photos.images)}
+    pyramids = []
+    for name in STANDIN_SOURCES:
+        photo = torch.from_numpy(np.ascontiguousarray(by_name[name])).permute(2, 0, 1)
+        photo = photo.to(torch.float32).unsqueeze(0) / 255.0
+        levels = []
+        for factor in STANDIN_DOWNSCALES:
+            size = (photo.shape[2] // factor, photo.shape[3] // factor)
+            small = F.interpolate(photo, size=size, mode="area")[0].clamp(0, 1)
+            levels.append((small, round(size[1] * STANDIN_TRAIN_FRACTION)))
+        pyramids.append(levels)
+    return pyramids
+
+
+def _standin_crops(
+    pyramids: list[list[tuple[torch.Tensor, int]]], n: int, train: bool, generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = torch.arange(n) % len(pyramids)
+    labels = labels[torch.randperm(n, generator=generator)]
+    levels = torch.randint(len(STANDIN_DOWNSCALES), (n,), generator=generator)
+    unit = torch.rand(n, 2, generator=generator)  # crop offsets in [0, 1) of the free range
+    flips = torch.rand(n, generator=generator) < 0.5
+    images = torch.empty(n, 3, 32, 32)
+    steps = torch.arange(32)
+    for label, pyramid in enumerate(pyramids):
+        for level, (image, split_col) in enumerate(pyramid):
+            chosen = ((labels == label) & (levels == level)).nonzero().squeeze(1)
+            if len(chosen) == 0:
+                continue
+            col_lo, col_hi = (0, split_col) if train else (split_col, image.shape[2])
+            max_row, max_col = image.shape[1] - 32, col_hi - col_lo - 32
+            rows = (unit[chosen, 0] * (max_row + 1)).long()
+            cols = col_lo + (unit[chosen, 1] * (max_col + 1)).long()
+            row_index = (rows[:, None] + steps)[:, :, None]  # [k, 32, 1]
+            col_index = (cols[:, None] + steps)[:, None, :]  # [k, 1, 32]
+            images[chosen] = image[:, row_index, col_index].permute(1, 0, 2, 3)
+    images[flips] = images[flips].flip(-1)
+    return images.contiguous(), labels.to(torch.int64)
+
+
+@register_dataset("natural_images_standin")
+def natural_images_standin(
+    n_train: Annotated[int, Field(ge=1)] = 2000,
+    n_test: Annotated[int, Field(ge=1)] = 500,
+    seed: int = 0,
+) -> DatasetSplits:
+    """STAND-IN for CIFAR-10, not CIFAR-10: 3x32x32 crops of scikit-learn's 2 sample photos.
+
+    Offline and deterministic from ``seed``. Each image is a 32 x 32 crop of ``china.jpg``
+    (label 0) or ``flower.jpg`` (label 1), the two photos scikit-learn ships, after the photo
+    was shrunk 3x, 4x, 5x or 6x by area averaging; half the crops are mirrored left-right.
+    Labels are balanced. Train crops come from the left 70 % of each photo and test crops from
+    the right 30 %, so train and test share no pixel. Use it to exercise colour-image code
+    paths (blur baselines, 3-channel encoders) when the CIFAR-10 files are absent; its
+    numbers say nothing about CIFAR-10.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    pyramids = _standin_pyramids()
+    train = _standin_crops(pyramids, n_train, True, generator)
+    test = _standin_crops(pyramids, n_test, False, generator)
+    return DatasetSplits(
+        *train,
+        *test,
+        description=(
+            "STAND-IN for CIFAR-10 (not CIFAR-10): 32x32 crops of scikit-learn's sample "
+            "photos china.jpg (label 0) / flower.jpg (label 1)"
+        ),
+    )

@@ -1,0 +1,136 @@
+"""Fan a suite's cells out over Ray: one task per model training, per explanation group
+and per pairwise comparison, in three waves (a group needs its model, a pair both
+explanations). Workers share the cache and run directories, which every write reaches
+atomically, and return nothing: the driver reads the finished cells as a local run does.
+
+``RAY_ADDRESS`` (or ``ray start`` on the machine) selects a cluster; without it Ray starts
+a local instance. A task asks for one GPU when the suite runs on CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm.auto import tqdm
+
+from lfxbench.errors import LfxbenchError
+
+if TYPE_CHECKING:
+    from lfxbench.runner import Runner
+    from lfxbench.suite import Cell, PairCell
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to rebuild the driver's runner (plugins load with the suite)."""
+
+    suite_path: str
+    run_dir: str
+    cache_dir: str
+    data_dir: str
+    device: str
+
+
+_worker_state: dict[WorkerSpec, tuple[Runner, dict]] = {}
+
+
+def _worker(spec: WorkerSpec) -> tuple[Runner, dict]:
+    """The runner of this worker process and its cells by key, built once per process."""
+    if spec not in _worker_state:
+        from lfxbench.runner import Runner
+        from lfxbench.suite import load_suite
+
+        suite = load_suite(spec.suite_path)
+        runner = Runner(
+            suite,
+            Path(spec.run_dir),
+            Path(spec.cache_dir),
+            Path(spec.data_dir),
+            device=spec.device,
+            progress=False,
+        )
+        by_key = {cell.key: cell for cell in suite.cells()}
+        by_key.update({pair.key: pair for pair in suite.pair_cells()})
+        _worker_state[spec] = (runner, by_key)
+    return _worker_state[spec]
+
+
+def _train(spec: WorkerSpec, cell_key: str) -> None:
+    runner, cells = _worker(spec)
+    runner.trained_model(cells[cell_key])
+
+
+def _group(spec: WorkerSpec, cell_keys: list[str]) -> None:
+    runner, cells = _worker(spec)
+    runner.run_group([cells[key] for key in cell_keys])
+
+
+def _pair(spec: WorkerSpec, pair_key: str) -> None:
+    runner, cells = _worker(spec)
+    runner.run_pair(cells[pair_key])
+
+
+def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) -> None:
+    try:
+        import ray
+    except ImportError as error:
+        raise LfxbenchError(
+            "the ray executor needs Ray: pip install 'lfxbench[ray]' (or pip install ray)"
+        ) from error
+    source = Path(runner.suite.source)
+    if not source.is_file():
+        raise LfxbenchError(
+            "the ray executor reloads the suite in its workers: run it from a suite file"
+        )
+    spec = WorkerSpec(
+        suite_path=str(source.resolve()),
+        run_dir=str(runner.run_dir.resolve()),
+        cache_dir=str(runner.cache.root.resolve()),
+        data_dir=str(runner.data_dir.resolve()),
+        device=str(runner.device),
+    )
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS"),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    resources = {"num_gpus": 1} if runner.device.type == "cuda" else {"num_cpus": 1}
+    train, group, pair = (ray.remote(**resources)(task) for task in (_train, _group, _pair))
+
+    models = {}
+    for cell in [g[0] for g in groups] + [c for p in pairs for c in (p.first, p.second)]:
+        models.setdefault((cell.model.id, cell.seed), cell)
+    total = len(models) + sum(map(len, groups)) + len(pairs)
+    with tqdm(
+        total=total, desc=f"{runner.suite.name} (ray)", unit="cell", disable=not runner.progress
+    ) as bar:
+        _wait(ray, [train.remote(spec, cell.key) for cell in models.values()], bar, 0)
+        _wait(
+            ray,
+            [group.remote(spec, [cell.key for cell in g]) for g in groups],
+            bar,
+            [len(g) for g in groups],
+        )
+        _wait(ray, [pair.remote(spec, p.key) for p in pairs], bar, [1] * len(pairs))
+
+
+def _wait(ray, refs: list, bar: tqdm, weights: list[int] | int) -> None:
+    """Gather a wave, advancing the bar by each task's cells; a user error keeps its type."""
+    if isinstance(weights, int):
+        weights = [weights] * len(refs)
+    weight = dict(zip(refs, weights, strict=True))
+    remaining = list(refs)
+    while remaining:
+        done, remaining = ray.wait(remaining, num_returns=1)
+        try:
+            ray.get(done[0])
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, LfxbenchError):
+                raise error.cause from None
+            raise
+        bar.update(weight[done[0]])
