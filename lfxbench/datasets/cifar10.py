@@ -119,54 +119,56 @@ STANDIN_SOURCES = ("china.jpg", "flower.jpg")  # label 0, label 1
 # Each photo (427 x 640) is shrunk by one of these factors (area averaging, no aliasing)
 # before a 32 x 32 crop is cut out of it: a crop covers 96-192 px of the original photo.
 STANDIN_DOWNSCALES = (3, 4, 5, 6)
-# Train crops come from the left 70 % of each photo, test crops from the right 30 %:
-# no pixel of a test image was seen in training.
-STANDIN_TRAIN_FRACTION = 0.7
+# Column bands (fractions of the photo's width) that crops come from, whole crops inside one
+# band: test crops from the central band, train crops from the two outer ones, so no pixel of
+# a test image was seen in training and both splits show the photo's subject and background.
+STANDIN_BANDS = {"train": ((0.0, 0.35), (0.65, 1.0)), "test": ((0.35, 0.65),)}
 
 
-def _standin_pyramids() -> list[list[tuple[torch.Tensor, int]]]:
-    """For each photo, its shrunk versions [3, H, W] in [0, 1] with the split column."""
+def _standin_pyramids() -> list[list[torch.Tensor]]:
+    """For each photo, its shrunk versions [3, H, W] in [0, 1]."""
     from sklearn.datasets import load_sample_images
 
     photos = load_sample_images()
     by_name = {Path(name).name: image for name, image in zip(photos.filenames, photos.images)}
     pyramids = []
     for name in STANDIN_SOURCES:
-        photo = torch.from_numpy(np.ascontiguousarray(by_name[name])).permute(2, 0, 1)
-        photo = photo.to(torch.float32).unsqueeze(0) / 255.0
+        photo = torch.tensor(by_name[name], dtype=torch.float32).permute(2, 0, 1) / 255.0
         levels = []
         for factor in STANDIN_DOWNSCALES:
-            size = (photo.shape[2] // factor, photo.shape[3] // factor)
-            small = F.interpolate(photo, size=size, mode="area")[0].clamp(0, 1)
-            levels.append((small, round(size[1] * STANDIN_TRAIN_FRACTION)))
+            size = (photo.shape[1] // factor, photo.shape[2] // factor)
+            levels.append(F.interpolate(photo[None], size=size, mode="area")[0].clamp(0, 1))
         pyramids.append(levels)
     return pyramids
 
 
 def _standin_crops(
-    pyramids: list[list[tuple[torch.Tensor, int]]], n: int, train: bool, generator
+    pyramids: list[list[torch.Tensor]], n: int, split: str, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    bands = torch.tensor(STANDIN_BANDS[split])
     labels = torch.arange(n) % len(pyramids)
     labels = labels[torch.randperm(n, generator=generator)]
     levels = torch.randint(len(STANDIN_DOWNSCALES), (n,), generator=generator)
+    band = bands[torch.randint(len(bands), (n,), generator=generator)]  # [n, 2] fractions
     unit = torch.rand(n, 2, generator=generator)  # crop offsets in [0, 1) of the free range
     flips = torch.rand(n, generator=generator) < 0.5
     images = torch.empty(n, 3, 32, 32)
     steps = torch.arange(32)
     for label, pyramid in enumerate(pyramids):
-        for level, (image, split_col) in enumerate(pyramid):
+        for level, image in enumerate(pyramid):
             chosen = ((labels == label) & (levels == level)).nonzero().squeeze(1)
             if len(chosen) == 0:
                 continue
-            col_lo, col_hi = (0, split_col) if train else (split_col, image.shape[2])
-            max_row, max_col = image.shape[1] - 32, col_hi - col_lo - 32
-            rows = (unit[chosen, 0] * (max_row + 1)).long()
-            cols = col_lo + (unit[chosen, 1] * (max_col + 1)).long()
+            height, width = image.shape[1:]
+            col_lo = (band[chosen, 0] * width).round().long()
+            col_hi = (band[chosen, 1] * width).round().long()
+            rows = (unit[chosen, 0] * (height - 32 + 1)).long()
+            cols = col_lo + (unit[chosen, 1] * (col_hi - col_lo - 32 + 1)).long()
             row_index = (rows[:, None] + steps)[:, :, None]  # [k, 32, 1]
             col_index = (cols[:, None] + steps)[:, None, :]  # [k, 1, 32]
             images[chosen] = image[:, row_index, col_index].permute(1, 0, 2, 3)
     images[flips] = images[flips].flip(-1)
-    return images.contiguous(), labels.to(torch.int64)
+    return images, labels.to(torch.int64)
 
 
 @register_dataset("natural_images_standin")
@@ -180,15 +182,15 @@ def natural_images_standin(
     Offline and deterministic from ``seed``. Each image is a 32 x 32 crop of ``china.jpg``
     (label 0) or ``flower.jpg`` (label 1), the two photos scikit-learn ships, after the photo
     was shrunk 3x, 4x, 5x or 6x by area averaging; half the crops are mirrored left-right.
-    Labels are balanced. Train crops come from the left 70 % of each photo and test crops from
-    the right 30 %, so train and test share no pixel. Use it to exercise colour-image code
+    Labels are balanced. Test crops come from the central 30 % of each photo's width and train
+    crops from the outer 35 % on either side, so train and test share no pixel. Use it to exercise colour-image code
     paths (blur baselines, 3-channel encoders) when the CIFAR-10 files are absent; its
     numbers say nothing about CIFAR-10.
     """
     generator = torch.Generator().manual_seed(seed)
     pyramids = _standin_pyramids()
-    train = _standin_crops(pyramids, n_train, True, generator)
-    test = _standin_crops(pyramids, n_test, False, generator)
+    train = _standin_crops(pyramids, n_train, "train", generator)
+    test = _standin_crops(pyramids, n_test, "test", generator)
     return DatasetSplits(
         *train,
         *test,
