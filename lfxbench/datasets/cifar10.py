@@ -119,10 +119,20 @@ STANDIN_SOURCES = ("china.jpg", "flower.jpg")  # label 0, label 1
 # Each photo (427 x 640) is shrunk by one of these factors (area averaging, no aliasing)
 # before a 32 x 32 crop is cut out of it: a crop covers 96-192 px of the original photo.
 STANDIN_DOWNSCALES = (3, 4, 5, 6)
-# Column bands (fractions of the photo's width) that crops come from, whole crops inside one
-# band: test crops from the central band, train crops from the two outer ones, so no pixel of
-# a test image was seen in training and both splits show the photo's subject and background.
-STANDIN_BANDS = {"train": ((0.0, 0.35), (0.65, 1.0)), "test": ((0.35, 0.65),)}
+# Each photo is cut into a 2 x 3 checkerboard of cells (row from, row to, col from, col to,
+# as fractions of the photo); every crop lies inside one cell. Train and test take alternate
+# cells, so no pixel of a test image was seen in training and both splits show each photo's
+# subject and its background.
+_HALVES, _THIRDS = ((0.0, 0.5), (0.5, 1.0)), ((0.0, 1 / 3), (1 / 3, 2 / 3), (2 / 3, 1.0))
+STANDIN_CELLS = {
+    split: tuple(
+        (*rows, *cols)
+        for i, rows in enumerate(_HALVES)
+        for j, cols in enumerate(_THIRDS)
+        if (i + j) % 2 == parity
+    )
+    for split, parity in (("train", 0), ("test", 1))
+}
 
 
 def _standin_pyramids() -> list[list[torch.Tensor]]:
@@ -130,7 +140,9 @@ def _standin_pyramids() -> list[list[torch.Tensor]]:
     from sklearn.datasets import load_sample_images
 
     photos = load_sample_images()
-    by_name = {Path(name).name: image for name, image in zip(photos.filenames, photos.images)}
+    by_name = {
+        Path(name).name: image for name, image in zip(photos.filenames, photos.images, strict=True)
+    }
     pyramids = []
     for name in STANDIN_SOURCES:
         photo = torch.tensor(by_name[name], dtype=torch.float32).permute(2, 0, 1) / 255.0
@@ -145,11 +157,11 @@ def _standin_pyramids() -> list[list[torch.Tensor]]:
 def _standin_crops(
     pyramids: list[list[torch.Tensor]], n: int, split: str, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    bands = torch.tensor(STANDIN_BANDS[split])
+    cells = torch.tensor(STANDIN_CELLS[split])
     labels = torch.arange(n) % len(pyramids)
     labels = labels[torch.randperm(n, generator=generator)]
     levels = torch.randint(len(STANDIN_DOWNSCALES), (n,), generator=generator)
-    band = bands[torch.randint(len(bands), (n,), generator=generator)]  # [n, 2] fractions
+    cell = cells[torch.randint(len(cells), (n,), generator=generator)]  # [n, 4] fractions
     unit = torch.rand(n, 2, generator=generator)  # crop offsets in [0, 1) of the free range
     flips = torch.rand(n, generator=generator) < 0.5
     images = torch.empty(n, 3, 32, 32)
@@ -160,9 +172,9 @@ def _standin_crops(
             if len(chosen) == 0:
                 continue
             height, width = image.shape[1:]
-            col_lo = (band[chosen, 0] * width).round().long()
-            col_hi = (band[chosen, 1] * width).round().long()
-            rows = (unit[chosen, 0] * (height - 32 + 1)).long()
+            row_lo, row_hi = (cell[chosen, :2] * height).round().long().unbind(1)
+            col_lo, col_hi = (cell[chosen, 2:] * width).round().long().unbind(1)
+            rows = row_lo + (unit[chosen, 0] * (row_hi - row_lo - 32 + 1)).long()
             cols = col_lo + (unit[chosen, 1] * (col_hi - col_lo - 32 + 1)).long()
             row_index = (rows[:, None] + steps)[:, :, None]  # [k, 32, 1]
             col_index = (cols[:, None] + steps)[:, None, :]  # [k, 1, 32]
@@ -182,8 +194,9 @@ def natural_images_standin(
     Offline and deterministic from ``seed``. Each image is a 32 x 32 crop of ``china.jpg``
     (label 0) or ``flower.jpg`` (label 1), the two photos scikit-learn ships, after the photo
     was shrunk 3x, 4x, 5x or 6x by area averaging; half the crops are mirrored left-right.
-    Labels are balanced. Test crops come from the central 30 % of each photo's width and train
-    crops from the outer 35 % on either side, so train and test share no pixel. Use it to exercise colour-image code
+    Labels are balanced. Each photo is cut into a 2 x 3 checkerboard; train crops come
+    from three alternate cells and test crops from the other three, so train and test share
+    no pixel. Use it to exercise colour-image code
     paths (blur baselines, 3-channel encoders) when the CIFAR-10 files are absent; its
     numbers say nothing about CIFAR-10.
     """
