@@ -153,10 +153,17 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from lfxbench.suite import load_suite
+    from lfxbench.suite import compatible, load_suite
 
     suite = load_suite(args.suite)
-    print(f"{args.suite}: valid; {len(suite.cells())} cells")
+    print(f"{args.suite}: valid; {len(suite.cells())} cells, {len(suite.pair_cells())} pairs")
+    for model in suite.models:
+        for method in suite.methods:
+            if not compatible(model, method):
+                print(
+                    f"  skipped: {method.id} on {model.id} (its objective "
+                    f"{model.recipe.objective!r} has no per-example loss)"
+                )
     return 0
 
 

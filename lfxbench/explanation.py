@@ -68,6 +68,8 @@ class ExampleMethod(ABC):
     """
 
     explains: ClassVar[str] = "example"
+    # Loss-based methods differentiate the model's loss of one example at a time.
+    needs_per_example_loss: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, corpus: TrainingCorpus) -> None:

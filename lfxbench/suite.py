@@ -120,6 +120,8 @@ class Suite(_Strict):
         for model in self.models:
             for seed in self.seeds:
                 for method in self.methods:
+                    if not compatible(model, method):
+                        continue
                     for metric in self.metrics:
                         if _scope(metric) == "cell" and _applies(metric, method):
                             cells.append(Cell(self, model, method, metric, seed))
@@ -133,8 +135,9 @@ class Suite(_Strict):
             for seed in self.seeds:
                 if scope == "models":
                     for method in (m for m in self.methods if _applies(metric, m)):
-                        for i, first in enumerate(self.models):
-                            for second in self.models[i + 1 :]:
+                        models = [m for m in self.models if compatible(m, method)]
+                        for i, first in enumerate(models):
+                            for second in models[i + 1 :]:
                                 if first.dataset == second.dataset:
                                     pairs.append(
                                         PairCell(
@@ -145,8 +148,9 @@ class Suite(_Strict):
                 elif scope == "methods":
                     methods = [m for m in self.methods if _applies(metric, m)]
                     for model in self.models:
-                        for i, first in enumerate(methods):
-                            for second in methods[i + 1 :]:
+                        usable = [m for m in methods if compatible(model, m)]
+                        for i, first in enumerate(usable):
+                            for second in usable[i + 1 :]:
                                 if _kind(first) == _kind(second):
                                     pairs.append(
                                         PairCell(
@@ -200,6 +204,14 @@ class PairCell:
     def key(self) -> str:
         attributions = [self.first.attribution_key, self.second.attribution_key]
         return stable_hash({"pair": attributions, "metric": self.first.metric.config()})
+
+
+def compatible(model: ModelEntry, method: Entry) -> bool:
+    """False where a loss-based method meets an objective whose per-example loss depends on
+    the rest of the batch (contrastive): such cells are left out of the suite."""
+    needs_loss = getattr(METHODS.get(method.name), "needs_per_example_loss", False)
+    batch_dependent = MODELS.get(model.name).batch_dependent_objectives
+    return not (needs_loss and model.recipe.objective in batch_dependent)
 
 
 def _kind(method: Entry) -> str:

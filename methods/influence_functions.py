@@ -55,6 +55,8 @@ class InfluenceFunctions(ExampleMethod):
     ``batch_size``: examples per vectorised gradient chunk (``None``: the corpus's).
     """
 
+    needs_per_example_loss = True
+
     def __init__(
         self,
         damping: Annotated[float, Field(ge=0, lt=1)] = 1e-3,

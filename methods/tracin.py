@@ -29,6 +29,8 @@ class TracIn(ExampleMethod):
     ``batch_size``: examples per vectorised gradient chunk (``None``: the corpus's).
     """
 
+    needs_per_example_loss = True
+
     def __init__(self, batch_size: Annotated[int, Field(ge=1)] | None = None):
         self.batch_size = batch_size
         self._losses: list[EncoderLoss] = []

@@ -147,7 +147,7 @@ def test_list_prints_every_registry(capsys):
 
 def test_validate_counts_cells(tiny_suite, capsys):
     assert main(["validate", str(tiny_suite)]) == 0
-    assert "8 cells" in capsys.readouterr().out
+    assert "8 cells, 0 pairs" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -201,3 +201,29 @@ def test_same_suite_and_seed_give_identical_quality_numbers(tiny_suite, tmp_path
     two = pd.read_csv(second / "tiny" / "results.csv")
     pd.testing.assert_series_equal(one["value"], two["value"], check_exact=True)
     assert (one["training_seconds"] != two["training_seconds"]).any()  # really retrained
+
+
+@pytest.mark.slow
+def test_every_model_family_of_the_paper_runs_end_to_end(tmp_path):
+    suite = tmp_path / "tiny_zoo.yaml"
+    shutil.copy(Path(__file__).parent / "data" / "tiny_zoo.yaml", suite)
+    assert run(suite, tmp_path) == 0
+    results = pd.read_csv(tmp_path / "runs" / "tiny_zoo" / "results.csv")
+    assert set(results["model"]) == {"ecg", "simclr", "mnist"}
+    assert results["value"].notna().all()
+    shift = results[results["metric"] == "latent_shift"].set_index(["model", "method"])["value"]
+    for model in ("ecg", "simclr", "mnist"):
+        assert shift[model, "integrated_gradients"] > shift[model, "random"], model
+
+
+def test_loss_based_methods_skip_a_contrastive_objective(tmp_path, capsys):
+    from lfxbench.suite import load_suite
+
+    suite = tmp_path / "contrastive.yaml"
+    text = (Path(__file__).parent / "data" / "tiny_zoo.yaml").read_text()
+    suite.write_text(text.replace("  - deep_knn", "  - deep_knn\n  - tracin"))
+    cells = load_suite(suite).cells()
+    tracin_models = {cell.model.id for cell in cells if cell.method.name == "tracin"}
+    assert tracin_models == {"ecg", "mnist"}  # NT-Xent has no loss of one example
+    assert main(["validate", str(suite)]) == 0
+    assert "skipped: tracin on simclr" in capsys.readouterr().out

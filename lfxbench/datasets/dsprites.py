@@ -14,6 +14,7 @@ renderer returns it as a bool tensor.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zipfile
 from dataclasses import dataclass
@@ -284,6 +285,15 @@ def load_dsprites(
     return _annotated_splits(classes, values, masks, n_train, "dSprites (official npz)")
 
 
+def with_annotations(splits: DatasetSplits, annotations: SpriteAnnotations) -> DatasetSplits:
+    return dataclasses.replace(
+        splits,
+        train_factors=annotations.train_factors,
+        test_factors=annotations.test_factors,
+        test_masks=annotations.test_masks,
+    )
+
+
 @register_dataset("dsprites")
 def dsprites(
     data_dir: Path,
@@ -297,7 +307,7 @@ def dsprites(
     file, drawn with ``subset_seed`` (``dsprites_procedural`` with ``seed`` equal to it draws
     the same factor combinations). Factors and masks: ``load_dsprites``.
     """
-    return load_dsprites(data_dir, n_train, n_test, subset_seed)[0]
+    return with_annotations(*load_dsprites(data_dir, n_train, n_test, subset_seed))
 
 
 # --- the renderer as a dataset --------------------------------------------------------------
@@ -329,4 +339,4 @@ def dsprites_procedural(
     module's reasoned approximation of the official one (see its comments). Factors and
     object masks (= the images): ``generate_dsprites``, ``render_dsprites``.
     """
-    return generate_dsprites(n_train, n_test, seed)[0]
+    return with_annotations(*generate_dsprites(n_train, n_test, seed))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from lfxbench.datasets.mnist import load_idx_dataset
 from lfxbench.datasets.splits import DatasetSplits
-from lfxbench.errors import DataNotFoundError
 from lfxbench.registry import register_dataset
 
 # Not ".": Fashion-MNIST's files carry MNIST's names, so the data directory's root
@@ -35,21 +34,17 @@ def fashion_mnist(
     data_dir: Path, n_train: int | None = None, n_test: int | None = None, subset_seed: int = 0
 ) -> DatasetSplits:
     """Fashion-MNIST from Zalando's IDX files (60k train / 10k test, 10 classes of clothing)."""
-    try:
-        return load_idx_dataset(
-            data_dir,
-            FASHION_MNIST_FOLDERS,
-            n_train,
-            n_test,
-            subset_seed,
-            "Fashion-MNIST (IDX files)",
-        )
-    except DataNotFoundError as error:
-        # Keep the MNIST helper's "missing X; searched: ..." part, replace its download hint.
-        missing = str(error).split("\nDownload it from", 1)[0]
-        raise DataNotFoundError(
-            f"Fashion-MNIST: {missing}\n"
-            f"Download the four *-ubyte.gz files from {FASHION_MNIST_SOURCE} into "
-            f"{data_dir / FASHION_MNIST_FOLDERS[0]} (they keep MNIST's file names), or point "
-            f"--data-dir (or LFXBENCH_DATA) at the folder above it."
-        ) from None
+    hint = (
+        f"Download the four *-ubyte.gz files from {FASHION_MNIST_SOURCE} into "
+        f"{data_dir / FASHION_MNIST_FOLDERS[0]} (they keep MNIST's file names), or point "
+        f"--data-dir (or LFXBENCH_DATA) at the folder above it."
+    )
+    return load_idx_dataset(
+        data_dir,
+        FASHION_MNIST_FOLDERS,
+        n_train,
+        n_test,
+        subset_seed,
+        "Fashion-MNIST (IDX files)",
+        hint,
+    )

@@ -34,7 +34,11 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
 
 
-def find_idx_file(data_dir: Path, stem: str, folders: tuple[str, ...]) -> Path:
+def find_idx_file(
+    data_dir: Path, stem: str, folders: tuple[str, ...], hint: str | None = None
+) -> Path:
+    """The IDX file ``stem`` (or ``stem.gz``) in the first of ``folders`` that holds it;
+    otherwise an error naming every path searched and ``hint`` (where to get the file)."""
     candidates = [
         data_dir / folder / f"{stem}{suffix}" for folder in folders for suffix in ("", ".gz")
     ]
@@ -44,8 +48,12 @@ def find_idx_file(data_dir: Path, stem: str, folders: tuple[str, ...]) -> Path:
     searched = "\n  ".join(str(candidate) for candidate in candidates)
     raise DataNotFoundError(
         f"missing {stem} (or {stem}.gz); searched:\n  {searched}\n"
-        f"Download it from {MNIST_SOURCE} into {data_dir / folders[0]}, point --data-dir "
-        f"(or LFXBENCH_DATA) at the folder that holds it, or use the embedded 'mnist_5k'."
+        + (
+            hint
+            or f"Download it from {MNIST_SOURCE} into {data_dir / folders[0]}, point "
+            "--data-dir (or LFXBENCH_DATA) at the folder that holds it, or use the embedded "
+            "'mnist_5k'."
+        )
     )
 
 
@@ -68,9 +76,11 @@ def load_idx_dataset(
     n_test: int | None,
     subset_seed: int,
     description: str,
+    hint: str | None = None,
 ) -> DatasetSplits:
     arrays = {
-        key: read_idx(find_idx_file(data_dir, stem, folders)) for key, stem in MNIST_FILES.items()
+        key: read_idx(find_idx_file(data_dir, stem, folders, hint))
+        for key, stem in MNIST_FILES.items()
     }
     train = subsample(
         images_to_tensor(arrays["train_images"]),

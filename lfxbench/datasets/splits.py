@@ -15,6 +15,12 @@ class DatasetSplits:
     test_inputs: torch.Tensor
     test_labels: torch.Tensor
     description: str = ""
+    # Where a generator knows them (dSprites): the factors of variation of every image
+    # ([N, n_factors], for evaluation only) and the ground-truth object masks of the test
+    # images (shaped like the inputs, for localisation metrics).
+    train_factors: torch.Tensor | None = None
+    test_factors: torch.Tensor | None = None
+    test_masks: torch.Tensor | None = None
     _fingerprint: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

@@ -22,6 +22,9 @@ class ZooModel(nn.Module):
     """
 
     objectives: ClassVar[tuple[str, ...]] = ("reconstruction",)
+    # Objectives whose per-example loss depends on the rest of the batch (contrastive
+    # ones): loss-based example importance is undefined for them.
+    batch_dependent_objectives: ClassVar[tuple[str, ...]] = ()
     encoder: nn.Module
 
     @abstractmethod

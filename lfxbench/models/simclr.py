@@ -383,6 +383,7 @@ class _Simclr(ZooModel):
     """Backbone + projection head, trained with NT-Xent on two augmented views."""
 
     objectives = ("simclr",)
+    batch_dependent_objectives = ("simclr",)  # NT-Xent needs the other views of the batch
 
     def __init__(
         self,
