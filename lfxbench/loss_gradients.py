@@ -15,6 +15,7 @@ Gradients are flat: ``[N, P]`` with ``P`` the number of encoder parameters, in t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -152,7 +153,14 @@ class EncoderLoss:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         gradient = vmap(grad(self._example_loss), in_dims=(None, 0, 0), randomness="different")
-        with _eval_mode(self.model), _autograd_on(inputs, labels) as (inputs, labels):
+        with (
+            _eval_mode(self.model),
+            _autograd_on(inputs, labels) as (inputs, labels),
+            warnings.catch_warnings(),
+        ):
+            # torch has no vmap rule for the CPU LSTM kernel and says so on every call; the
+            # fallback is correct (tested), only slower.
+            warnings.filterwarnings("ignore", message="There is a performance drop")
             parameters = self.parameters()
             chunks = [
                 self.flatten(

@@ -157,3 +157,45 @@ def test_yaml_syntax_error_is_reported(tmp_path):
     with pytest.raises(SuiteError, match=r"broken.yaml: \(yaml\)"):
         load_suite(path)
     assert yaml  # the loader is PyYAML's safe loader
+
+
+def test_pairwise_metrics_expand_into_unordered_pairs():
+    raw = edited(
+        models=[
+            {"id": "a", "name": "mnist_autoencoder", "dataset": "mnist_5k"},
+            {
+                "id": "b",
+                "name": "mnist_autoencoder",
+                "dataset": "mnist_5k",
+                "recipe": {"objective": "denoising"},
+            },
+            {"id": "c", "name": "mnist_classifier", "dataset": "mnist_5k"},
+        ],
+        methods=["saliency", "deeplift", "deep_knn"],
+        metrics=[
+            {"name": "pearson_agreement", "id": "models", "params": {"across": "models"}},
+            {"name": "pearson_agreement", "id": "methods", "params": {"across": "methods"}},
+        ],
+        seeds=[0],
+    )
+    suite = validate_suite(raw)
+    assert suite.cells() == []  # pairwise metrics only
+    pairs = [
+        (
+            p.first.metric.id,
+            p.first.model.id,
+            p.second.model.id,
+            p.first.method.id,
+            p.second.method.id,
+        )
+        for p in suite.pair_cells()
+    ]
+    across_models = [p for p in pairs if p[0] == "models"]
+    # 3 methods x 3 unordered pairs of models, never a model with itself
+    assert len(across_models) == 9
+    assert {(a, b) for _, a, b, _, _ in across_models} == {("a", "b"), ("a", "c"), ("b", "c")}
+    across_methods = [p for p in pairs if p[0] == "methods"]
+    # per model, only methods of one kind are compared: saliency vs deeplift
+    assert {(m1, m2) for *_, m1, m2 in across_methods} == {("saliency", "deeplift")}
+    assert len(across_methods) == 3
+    assert len({p.key for p in suite.pair_cells()}) == len(pairs)
