@@ -4,7 +4,9 @@ explanations). Workers share the cache and run directories, which every write re
 atomically, and return nothing: the driver reads the finished cells as a local run does.
 
 ``RAY_ADDRESS`` (or ``ray start`` on the machine) selects a cluster; without it Ray starts
-a local instance. A task asks for one GPU when the suite runs on CUDA.
+a local instance. A task asks for one GPU when the suite runs on CUDA, else as many cores
+as the driver's torch threads (and uses that many: the same numbers as a local run, bit
+for bit on the same CPU).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from tqdm.auto import tqdm
 
 from lfxbench.errors import LfxbenchError
@@ -32,6 +35,9 @@ class WorkerSpec:
     cache_dir: str
     data_dir: str
     device: str
+    # The driver's intra-op threads: float reductions split by thread, so a worker with
+    # another count would train (slightly) different weights than a local run.
+    num_threads: int
 
 
 _worker_state: dict[WorkerSpec, tuple[Runner, dict]] = {}
@@ -40,7 +46,11 @@ _worker_state: dict[WorkerSpec, tuple[Runner, dict]] = {}
 def _worker(spec: WorkerSpec) -> tuple[Runner, dict]:
     """The runner of this worker process and its cells by key, built once per process."""
     if spec not in _worker_state:
+        import torch
+
         from lfxbench.runner import Runner
+
+        torch.set_num_threads(spec.num_threads)
         from lfxbench.suite import load_suite
 
         suite = load_suite(spec.suite_path)
@@ -91,6 +101,7 @@ def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) 
         cache_dir=str(runner.cache.root.resolve()),
         data_dir=str(runner.data_dir.resolve()),
         device=str(runner.device),
+        num_threads=torch.get_num_threads(),
     )
     if not ray.is_initialized():
         ray.init(
@@ -99,7 +110,9 @@ def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) 
             log_to_driver=False,
             configure_logging=False,
         )
-    resources = {"num_gpus": 1} if runner.device.type == "cuda" else {"num_cpus": 1}
+    # On the CPU, as many cores as the threads a task uses: tasks never oversubscribe a node.
+    on_gpu = runner.device.type == "cuda"
+    resources = {"num_gpus": 1} if on_gpu else {"num_cpus": spec.num_threads}
     train, group, pair = (ray.remote(**resources)(task) for task in (_train, _group, _pair))
 
     models = {}

@@ -67,5 +67,5 @@ def test_ray_executor_gives_the_local_results_table(tiny_suite, tmp_path):
     local, distributed = tables["local"], tables["ray"]
     identity = ["model", "method", "metric", "seed", "cell_key"]
     pd.testing.assert_frame_equal(local[identity], distributed[identity])
-    # Ray workers run one thread each: float sums may reassociate, nothing more.
-    pd.testing.assert_series_equal(local["value"], distributed["value"], rtol=1e-4)
+    # Workers use the driver's thread count: the same numbers, bit for bit.
+    pd.testing.assert_series_equal(local["value"], distributed["value"], check_exact=True)
