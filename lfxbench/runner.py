@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lfxbench.datasets.splits import DatasetSplits, balanced_subset
+from lfxbench.ensemble import train_side_by_side
 from lfxbench.environment import device_name, resolve_device, seed_everything, versions
 from lfxbench.errors import LfxbenchError
 from lfxbench.evaluation import EvaluationContext, MetricResult
@@ -33,7 +34,7 @@ from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS
 from lfxbench.storage import Cache, atomic_write_json
 from lfxbench.suite import Cell, PairCell, Suite, stable_hash
 from lfxbench.timing import calibration_seconds, stopwatch
-from lfxbench.training import train_model
+from lfxbench.training import TrainingLog, train_model
 
 TRAINED_MODELS_KEPT = 4  # in memory at once; the rest reload from the cache
 
@@ -140,15 +141,22 @@ class Runner:
                 raise LfxbenchError(f"dataset {dataset_id!r}: {error}") from error
         return self._datasets[dataset_id]
 
+    def model_cache_key(self, cell: Cell) -> str:
+        data = self.dataset(cell.model.dataset)
+        return stable_hash({"model": cell.model_key, "data": data.fingerprint()})
+
+    def new_model(self, cell: Cell) -> ZooModel:
+        seed_everything(cell.seed)  # the seed fixes the initial weights too
+        return MODELS.get(cell.model.name)(**cell.model.params)
+
     def trained_model(self, cell: Cell) -> TrainedModel:
         memo_key = (cell.model.id, cell.seed)
         if memo_key in self._trained:
             self._trained.move_to_end(memo_key)
             return self._trained[memo_key]
         data = self.dataset(cell.model.dataset)
-        key = stable_hash({"model": cell.model_key, "data": data.fingerprint()})
-        seed_everything(cell.seed)  # the seed fixes the initial weights too
-        model = MODELS.get(cell.model.name)(**cell.model.params)
+        key = self.model_cache_key(cell)
+        model = self.new_model(cell)
         cached = self.cache.load("models", key)
         if cached is not None:
             model.load_state_dict(cached["state_dict"])
@@ -164,23 +172,53 @@ class Runner:
                     seed=cell.seed,
                     device=self.device,
                 )
-            log_record = dataclasses.asdict(log)
-            self.cache.save(
-                "models",
-                key,
-                {
-                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                    "log": log_record,
-                    "seconds": elapsed.seconds,
-                    "config": self.suite.model_config_of(cell.model),
-                    "seed": cell.seed,
-                },
-            )
-            trained = TrainedModel(model, key, elapsed.seconds, log_record)
+            trained = self.save_trained(cell, model, log, elapsed.seconds)
         self._trained[memo_key] = trained
         if len(self._trained) > TRAINED_MODELS_KEPT:
             self._trained.popitem(last=False)
         return trained
+
+    def save_trained(
+        self, cell: Cell, model: ZooModel, log: TrainingLog, seconds: float
+    ) -> TrainedModel:
+        key, record = self.model_cache_key(cell), dataclasses.asdict(log)
+        self.cache.save(
+            "models",
+            key,
+            {
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "log": record,
+                "seconds": seconds,
+                "config": self.suite.model_config_of(cell.model),
+                "seed": cell.seed,
+            },
+        )
+        return TrainedModel(model, key, seconds, record)
+
+    def train_seeds_side_by_side(self, cells: list[Cell]) -> None:
+        """Train the untrained seeds of each model entry together (``train_side_by_side``);
+        each member's time is the stack's time over its size."""
+        untrained: dict[str, dict[int, Cell]] = {}
+        for cell in cells:
+            if not self.cache.path("models", self.model_cache_key(cell)).is_file():
+                untrained.setdefault(cell.model.id, {}).setdefault(cell.seed, cell)
+        for members in untrained.values():
+            if len(members) < 2:
+                continue
+            first = next(iter(members.values()))
+            data = self.dataset(first.model.dataset)
+            models = [self.new_model(cell) for cell in members.values()]
+            with stopwatch(self.device) as elapsed:
+                logs = train_side_by_side(
+                    models,
+                    data.train_inputs,
+                    data.train_labels,
+                    first.model.recipe,
+                    list(members),
+                    self.device,
+                )
+            for cell, model, log in zip(members.values(), models, logs, strict=True):
+                self.save_trained(cell, model, log, elapsed.seconds / len(models))
 
     def explained_examples(
         self, cell: Cell
@@ -340,6 +378,11 @@ class Runner:
         # and scored by every metric of its group before the next one is made.
         groups = [list(g) for _, g in itertools.groupby(pending, key=lambda c: c.attribution_key)]
         if groups or pending_pairs:
+            if self.suite.train_side_by_side:
+                needed = [g[0] for g in groups] + [
+                    c for p in pending_pairs for c in (p.first, p.second)
+                ]
+                self.train_seeds_side_by_side(needed)
             if self.executor == "ray":
                 from lfxbench.executors import run_on_ray
 

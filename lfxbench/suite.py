@@ -88,6 +88,9 @@ class Suite(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     batch_size: int = Field(256, ge=1, description="examples per attribution / metric batch")
     executor: Literal["local", "ray"] = Field("local", description="where cells run")
+    train_side_by_side: bool = Field(
+        False, description="train the seeds of each model together in one stacked model"
+    )
     deterministic: bool = Field(
         True, description="torch's deterministic algorithms where it has them"
     )
@@ -171,7 +174,10 @@ class Cell:
 
     @property
     def model_key(self) -> str:
-        return stable_hash({"model": self.suite.model_config_of(self.model), "seed": self.seed})
+        payload = {"model": self.suite.model_config_of(self.model), "seed": self.seed}
+        if self.suite.train_side_by_side:  # equal to sequential training up to float noise
+            payload["side_by_side"] = True
+        return stable_hash(payload)
 
     @property
     def method_kind(self) -> str:

@@ -37,15 +37,20 @@ def _mean_loss(model: ZooModel, inputs, labels, recipe: Recipe) -> float:
     return total / len(inputs)
 
 
-def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def split_for(n: int, recipe: Recipe, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training, validation) indices of ``n`` examples: the seed's own held-out split."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_validation = max(1, round(recipe.validation_fraction * n))
+    return order[n_validation:], order[:n_validation]
+
+
+def make_optimizer(parameters, recipe: Recipe) -> torch.optim.Optimizer:
+    parameters = list(parameters)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
-            lr=recipe.lr,
-            momentum=recipe.momentum,
-            weight_decay=recipe.weight_decay,
+            parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
         )
-    return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
 def train_model(
@@ -59,13 +64,11 @@ def train_model(
     """Train in place; on return ``model`` holds the weights of the best validation epoch."""
     torch.manual_seed(seed)
     model.to(device)
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    n_validation = max(1, round(recipe.validation_fraction * len(inputs)))
-    validation, training = order[:n_validation], order[n_validation:]
+    training, validation = split_for(len(inputs), recipe, seed)
     train_x, train_y = inputs[training].to(device), labels[training].to(device)
     val_x, val_y = inputs[validation].to(device), labels[validation].to(device)
 
-    optimizer = make_optimizer(model, recipe)
+    optimizer = make_optimizer(model.parameters(), recipe)
     # Mixed precision on CUDA only: bfloat16 needs no loss scaling and leaves CPU runs
     # (and the committed CPU leaderboards) bit-for-bit as they were.
     autocast = torch.autocast(
@@ -77,7 +80,9 @@ def train_model(
     log = TrainingLog(epochs_run=0, best_epoch=0, best_validation_loss=float("inf"))
     for epoch in range(1, recipe.epochs + 1):
         model.train()
-        permutation = torch.randperm(len(train_x), device=device)
+        # Drawn on the CPU generator: the same order on every device (and for side-by-side
+        # training, which replays each seed's CPU stream).
+        permutation = torch.randperm(len(train_x)).to(device)
         running = 0.0
         for start in range(0, len(train_x), recipe.batch_size):
             batch = permutation[start : start + recipe.batch_size]

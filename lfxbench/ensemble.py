@@ -1,0 +1,148 @@
+"""Train several seeds of one model side by side: one stacked model, one vmapped step.
+
+Small models leave a GPU mostly idle when trained one after another. Here the members'
+parameters and buffers are stacked (``torch.func.stack_module_state``), every step runs
+all members at once through ``vmap(functional_call(...))`` and one optimiser updates the
+stacked tensors, which for Adam and SGD (elementwise updates) is each member's own
+optimiser. Every member keeps its own split, data order, early stopping and checkpoints,
+so for a deterministic objective the result is sequential training's, up to float
+reassociation in the batched kernels (a test checks it). Stochastic objectives (denoising,
+inpainting, contrastive views) draw their noise inside vmap: statistically the same, not
+the same draws as a sequential run.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from lfxbench.models.base import ZooModel
+from lfxbench.recipe import Recipe
+from lfxbench.training import TrainingLog, make_optimizer, split_for
+
+
+class _Loss(nn.Module):
+    """``forward`` = the model's per-example loss, so ``functional_call`` can reach it."""
+
+    def __init__(self, model: ZooModel, recipe: Recipe):
+        super().__init__()
+        self.model, self.recipe = model, recipe
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.model.loss(inputs, labels, self.recipe)
+
+
+def train_side_by_side(
+    models: list[ZooModel],
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    recipe: Recipe,
+    seeds: list[int],
+    device: torch.device,
+) -> list[TrainingLog]:
+    """Train ``models`` (one per seed, same architecture) in place, as ``train_model`` would
+    train each; returns their logs in order."""
+    if recipe.optimizer != "adam" and recipe.optimizer != "sgd":
+        raise ValueError(f"unsupported optimizer {recipe.optimizer!r}")
+    n_members = len(models)
+    wrappers = [_Loss(model.to(device), recipe) for model in models]
+    params, buffers = stack_module_state(wrappers)
+    template = copy.deepcopy(wrappers[0]).to("meta")
+
+    def member_loss(p, b, x, y):
+        return functional_call(template, (p, b), (x, y))
+
+    losses = vmap(member_loss, randomness="different")
+    splits = [split_for(len(inputs), recipe, seed) for seed in seeds]
+    train_x = torch.stack([inputs[train] for train, _ in splits]).to(device)
+    train_y = torch.stack([labels[train] for train, _ in splits]).to(device)
+    val_x = torch.stack([inputs[val] for _, val in splits]).to(device)
+    val_y = torch.stack([labels[val] for _, val in splits]).to(device)
+    # Each member's data order comes from its own stream, as `train_model` draws it.
+    rng_states = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        rng_states.append(torch.get_rng_state())
+
+    optimizer = make_optimizer(params.values(), recipe)  # updates the stacked leaves
+    logs = [
+        TrainingLog(epochs_run=0, best_epoch=0, best_validation_loss=float("inf")) for _ in models
+    ]
+    best_states = [member_state(params, buffers, m) for m in range(n_members)]
+    stopped = [False] * n_members
+    frozen: dict[int, dict[str, torch.Tensor]] = {}
+    members = torch.arange(n_members, device=device)
+    n_train = train_x.shape[1]
+    for epoch in range(1, recipe.epochs + 1):
+        template.train()
+        permutations = []
+        for m in range(n_members):
+            torch.set_rng_state(rng_states[m])
+            permutations.append(torch.randperm(n_train).to(device))
+            rng_states[m] = torch.get_rng_state()
+        order = torch.stack(permutations)
+        for start in range(0, n_train, recipe.batch_size):
+            batch = order[:, start : start + recipe.batch_size]
+            if batch.shape[1] < 2 and start > 0:  # as train_model: BatchNorm needs two
+                continue
+            x = train_x[members[:, None], batch]
+            y = train_y[members[:, None], batch]
+            loss = losses(params, buffers, x, y).mean(dim=1).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for m, state in frozen.items():  # a stopped member does not move
+                load_member(params, buffers, m, state)
+        template.eval()
+        with torch.no_grad():
+            validation = (
+                torch.stack(
+                    [
+                        losses(
+                            params,
+                            buffers,
+                            val_x[:, s : s + recipe.batch_size],
+                            val_y[:, s : s + recipe.batch_size],
+                        ).sum(dim=1)
+                        for s in range(0, val_x.shape[1], recipe.batch_size)
+                    ]
+                ).sum(dim=0)
+                / val_x.shape[1]
+            )
+        for m, log in enumerate(logs):
+            if stopped[m]:
+                continue
+            value = validation[m].item()
+            log.history.append({"epoch": epoch, "validation_loss": value})
+            log.epochs_run = epoch
+            if epoch % recipe.checkpoint_every == 0:
+                log.checkpoints.append((epoch, recipe.lr, member_state(params, buffers, m)))
+            if value < log.best_validation_loss:
+                log.best_validation_loss, log.best_epoch = value, epoch
+                best_states[m] = member_state(params, buffers, m)
+            elif epoch - log.best_epoch >= recipe.patience:
+                stopped[m] = True
+                frozen[m] = member_state(params, buffers, m, device=device)
+        if all(stopped):
+            break
+    for model, state in zip(models, best_states, strict=True):
+        model.load_state_dict(state)
+        model.eval()
+    return logs
+
+
+def member_state(params, buffers, m: int, device: str | torch.device = "cpu") -> dict:
+    """Member ``m``'s state dict (names of the model itself, not of the loss wrapper)."""
+    return {
+        name.removeprefix("model."): tensor[m].detach().to(device).clone()
+        for name, tensor in {**params, **buffers}.items()
+    }
+
+
+@torch.no_grad()
+def load_member(params, buffers, m: int, state: dict[str, torch.Tensor]) -> None:
+    for name, tensor in {**params, **buffers}.items():
+        tensor[m].copy_(state[name.removeprefix("model.")])

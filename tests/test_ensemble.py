@@ -1,0 +1,105 @@
+"""Side-by-side training of several seeds equals training them one after another."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lfxbench.datasets.mnist import mnist_5k
+from lfxbench.ensemble import train_side_by_side
+from lfxbench.models.mnist_autoencoder import MnistAutoencoder
+from lfxbench.recipe import Recipe
+from lfxbench.training import train_model
+
+SEEDS = [0, 1, 2, 3]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = mnist_5k(n_train=200, n_test=10)
+    return data.train_inputs, data.train_labels
+
+
+def fresh(seed: int) -> MnistAutoencoder:
+    torch.manual_seed(seed)
+    return MnistAutoencoder()
+
+
+def both_ways(digits, recipe):
+    sequential = []
+    for seed in SEEDS:
+        model = fresh(seed)
+        sequential.append((model, train_model(model, *digits, recipe, seed, CPU)))
+    stacked = [fresh(seed) for seed in SEEDS]
+    logs = train_side_by_side(stacked, *digits, recipe, SEEDS, CPU)
+    return sequential, list(zip(stacked, logs, strict=True))
+
+
+@pytest.mark.slow
+def test_side_by_side_gives_the_weights_of_sequential_training(digits):
+    recipe = Recipe(epochs=4, batch_size=50, checkpoint_every=2)
+    sequential, side_by_side = both_ways(digits, recipe)
+    for (model, expected), (member, log) in zip(sequential, side_by_side, strict=True):
+        assert [h["validation_loss"] for h in log.history] == pytest.approx(
+            [h["validation_loss"] for h in expected.history], rel=1e-4
+        )
+        assert [c[0] for c in log.checkpoints] == [2, 4]
+        for name, value in model.state_dict().items():
+            # batched kernels reassociate float sums; Adam carries the difference along
+            torch.testing.assert_close(member.state_dict()[name], value, atol=5e-3, rtol=1e-2)
+
+
+@pytest.mark.slow
+def test_each_member_stops_early_as_it_would_alone(digits):
+    # patience 1 at this rate stops one member at epoch 3 while the others run all 5; the
+    # validation losses of consecutive epochs differ by > 4e-4, far above float noise
+    recipe = Recipe(epochs=5, batch_size=50, patience=1, lr=0.05, checkpoint_every=1)
+    sequential, side_by_side = both_ways(digits, recipe)
+    assert len({log.epochs_run for _, log in sequential}) > 1  # the test needs real stops
+    for (_, expected), (_, log) in zip(sequential, side_by_side, strict=True):
+        assert (log.epochs_run, log.best_epoch) == (expected.epochs_run, expected.best_epoch)
+        assert [c[0] for c in log.checkpoints] == [c[0] for c in expected.checkpoints]
+        assert log.best_validation_loss == pytest.approx(expected.best_validation_loss, rel=5e-3)
+
+
+@pytest.mark.slow
+def test_a_suite_can_train_its_seeds_side_by_side(tiny_suite, tmp_path, monkeypatch):
+    import pandas as pd
+
+    import lfxbench.runner
+    from lfxbench.cli import main
+
+    calls = []
+    original = lfxbench.runner.train_side_by_side
+    monkeypatch.setattr(
+        lfxbench.runner,
+        "train_side_by_side",
+        lambda models, *args: calls.append(len(models)) or original(models, *args),
+    )
+    tables = {}
+    for side_by_side in (False, True):
+        text = tiny_suite.read_text().replace(
+            "batch_size: 16\n", f"batch_size: 16\ntrain_side_by_side: {str(side_by_side).lower()}\n"
+        )
+        tiny_suite.write_text(text if side_by_side else tiny_suite.read_text())
+        out = tmp_path / str(side_by_side)
+        assert (
+            main(
+                [
+                    "run",
+                    str(tiny_suite),
+                    "--out",
+                    str(out),
+                    "--cache-dir",
+                    str(out / "cache"),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+        tables[side_by_side] = pd.read_csv(out / "tiny" / "results.csv")
+    assert calls == [2]  # both seeds of the one model, in one stack
+    # the model key records side-by-side training, so `random` draws other noise: skip it
+    kept = {flag: table[table["method"] != "random"] for flag, table in tables.items()}
+    pd.testing.assert_series_equal(kept[True]["value"], kept[False]["value"], rtol=0.01)
