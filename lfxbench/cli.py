@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     versus.add_argument("--format", choices=("md", "csv", "json"), default="md")
     versus.add_argument("--output", type=Path, help="also write the table to this file")
 
+    bench = commands.add_parser("bench", help="throughput per stage of a run directory")
+    bench.add_argument("run_dir", type=Path)
+
     validate = commands.add_parser("validate", help="check a suite file without running it")
     validate.add_argument("suite", type=Path)
     return parser
@@ -152,6 +155,14 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if table["regression"].any() else 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from lfxbench.bench import throughput_report
+    from lfxbench.results import load_results
+
+    print(throughput_report(load_results(args.run_dir)))
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from lfxbench.suite import compatible, load_suite
 
@@ -172,6 +183,7 @@ COMMANDS = {
     "list": _list,
     "leaderboard": _leaderboard,
     "compare": _compare,
+    "bench": _bench,
     "validate": _validate,
 }
 

@@ -88,6 +88,7 @@ class Explained:
     inputs: torch.Tensor
     labels: torch.Tensor
     corpus_labels: torch.Tensor | None
+    peak_memory_mb: float = float("nan")  # on CUDA: the device memory the method needed
 
 
 class Runner:
@@ -248,9 +249,12 @@ class Runner:
                 inputs,
                 labels,
                 corpus_labels,
+                cached.get("peak_memory_mb", float("nan")),
             )
         model = trained.model.eval()
         method_class = METHODS.get(cell.method.name)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         # Seeded per model, not only per seed: two encoders' `random` references (and
         # sampling methods) must not share their draws, or they would agree perfectly.
         seed_everything(int(cell.model_key[:8], 16))
@@ -284,8 +288,17 @@ class Runner:
                     return method.attribute(inputs[batch], labels[batch])
 
             values = in_batches(explain_batch, len(inputs), self.suite.batch_size).detach()
-        self.cache.save("attributions", key, {"values": values.cpu(), "seconds": elapsed.seconds})
-        return Explained(trained, values, elapsed.seconds, inputs, labels, corpus_labels)
+        peak = (
+            torch.cuda.max_memory_allocated(self.device) / 2**20
+            if self.device.type == "cuda"
+            else float("nan")
+        )
+        self.cache.save(
+            "attributions",
+            key,
+            {"values": values.cpu(), "seconds": elapsed.seconds, "peak_memory_mb": peak},
+        )
+        return Explained(trained, values, elapsed.seconds, inputs, labels, corpus_labels, peak)
 
     def evaluate(self, cell: Cell, explained: Explained) -> dict[str, Any]:
         data = self.dataset(cell.model.dataset)
@@ -315,6 +328,7 @@ class Runner:
             "training_epochs": explained.trained.log["epochs_run"],
             "attribution_seconds": explained.seconds,
             "attribution_seconds_per_example": explained.seconds / n_examples,
+            "attribution_peak_memory_mb": explained.peak_memory_mb,
         }
 
     def evaluate_pair(self, pair: PairCell) -> dict[str, Any]:

@@ -84,6 +84,11 @@ def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_p
     assert sorted((tmp_path / "cache" / "models").iterdir()) == models_before
     pd.testing.assert_series_equal(again["value"], results["value"])
 
+    assert main(["bench", str(run_dir)]) == 0
+    report = capsys.readouterr().out
+    assert "examples/s" in report and "integrated_gradients" in report
+    assert "Time by stage" in report and "attribution:" in report
+
     for fmt, marker in (
         ("md", "| method"),
         ("csv", "attribution_ms_per_example"),
