@@ -24,8 +24,9 @@ def encode(encoder: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.T
 class EvaluationContext:
     """Everything a cell-scoped metric may look at; tensors already on ``device``.
 
-    For a feature method ``attributions`` is shaped like ``inputs``; for an example method
-    it is ``[len(inputs), len(corpus_labels)]``, one score per (explained, corpus) pair.
+    For a feature method ``attributions`` is shaped like ``inputs``; for a per-unit method
+    ``[len(inputs), d_H, *inputs.shape[1:]]`` (one map per latent unit); for an example
+    method ``[len(inputs), len(corpus_labels)]``, one score per (explained, corpus) pair.
     """
 
     encoder: nn.Module
@@ -37,7 +38,7 @@ class EvaluationContext:
     batch_size: int
     device: torch.device
     seed: int
-    method_kind: Literal["feature", "example"] = "feature"
+    method_kind: Literal["feature", "unit", "example"] = "feature"
     corpus_labels: torch.Tensor | None = None
     # For a `mean` baseline restricted to one label (the CPU copies are enough).
     train_inputs: torch.Tensor | None = None
@@ -75,13 +76,16 @@ class Metric(ABC):
     whether a higher value is better; ``scope``: ``cell`` (one model x method x seed).
     """
 
-    explains: ClassVar[Literal["feature", "example", "any"]] = "feature"
+    explains: ClassVar[Literal["feature", "unit", "example", "any"]] = "feature"
     direction: ClassVar[Literal["higher", "lower"]]
     scope: ClassVar[Literal["cell", "pair"]] = "cell"
 
     def __call__(self, context: EvaluationContext) -> MetricResult:
         if context.method_kind == "feature":
             expected = tuple(context.inputs.shape)
+        elif context.method_kind == "unit":
+            n_units = context.attributions.shape[1] if context.attributions.dim() > 1 else -1
+            expected = (len(context.inputs), n_units, *context.inputs.shape[1:])
         else:
             assert context.corpus_labels is not None
             expected = (len(context.inputs), len(context.corpus_labels))
@@ -104,7 +108,7 @@ class PairwiseMetric(ABC):
     Subclasses take ``across`` as a parameter so the suite chooses the comparison.
     """
 
-    explains: ClassVar[Literal["feature", "example", "any"]] = "any"
+    explains: ClassVar[Literal["feature", "unit", "example", "any"]] = "any"
     direction: ClassVar[Literal["higher", "lower"]]
     scope: ClassVar[Literal["cell", "pair"]] = "pair"
 

@@ -34,6 +34,15 @@ class FeatureMethod(ABC):
         """
 
 
+class UnitMethod(FeatureMethod):
+    """Explains every latent unit ``f_j`` of an encoder separately (not label-free).
+
+    ``attribute`` returns ``[B, d_H, *inputs.shape[1:]]``: one attribution map per unit.
+    """
+
+    explains: ClassVar[str] = "unit"
+
+
 @dataclass
 class TrainingCorpus:
     """The training examples an example method scores, and what loss-based methods need.

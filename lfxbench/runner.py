@@ -226,7 +226,7 @@ class Runner:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Test inputs and labels a method explains, and (example methods) corpus indices."""
         data = self.dataset(cell.model.dataset)
-        if cell.method_kind == "feature":
+        if cell.method_kind != "example":
             return data.test_inputs, data.test_labels, None
         protocol = self.suite.examples
         test = balanced_subset(data.test_labels, protocol.n_test, protocol.subset_seed)
@@ -259,7 +259,7 @@ class Runner:
         # sampling methods) must not share their draws, or they would agree perfectly.
         seed_everything(int(cell.model_key[:8], 16))
         with stopwatch(self.device) as elapsed:
-            if cell.method_kind == "feature":
+            if cell.method_kind != "example":  # feature or per-unit: same signature
                 method = method_class(model.encoder, **cell.method.params)
                 baseline = cell.model.baseline
                 reference = baseline.reference(data.train_inputs, data.train_labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -232,3 +233,17 @@ def test_loss_based_methods_skip_a_contrastive_objective(tmp_path, capsys):
     assert tracin_models == {"ecg", "mnist"}  # NT-Xent has no loss of one example
     assert main(["validate", str(suite)]) == 0
     assert "skipped: tracin on simclr" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_vae_study_path_per_unit_attributions_and_unit_metrics(tmp_path):
+    suite = tmp_path / "tiny_vae.yaml"
+    shutil.copy(Path(__file__).parent / "data" / "tiny_vae.yaml", suite)
+    assert run(suite, tmp_path) == 0
+    results = pd.read_csv(tmp_path / "runs" / "tiny_vae" / "results.csv")
+    units = results[results["method"] == "per_unit"]
+    assert set(units["metric"]) == {"unit_pearson", "attribution_entropy"}
+    assert len(units) == 2 * 2 * 2  # models x seeds x unit metrics
+    entropy = units[units["metric"] == "attribution_entropy"]["value"]
+    assert ((entropy >= 0) & (entropy <= math.log(6) + 1e-9)).all()  # d_H = 6
+    assert set(results[results["method"] == "gradient_shap"]["metric"]) == {"latent_shift"}

@@ -1,0 +1,122 @@
+"""Per-unit attributions and the metrics of the VAE study: known answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from captum.attr import DeepLift, IntegratedGradients, Saliency
+from torch import nn
+
+from lfxbench.baselines import Baseline
+from lfxbench.evaluation import EvaluationContext
+from lfxbench.registry import METHODS, METRICS
+
+
+def context(attributions: torch.Tensor) -> EvaluationContext:
+    batch, _, *shape = attributions.shape
+    return EvaluationContext(
+        encoder=nn.Identity(),
+        inputs=torch.zeros(batch, *shape),
+        labels=torch.zeros(batch),
+        attributions=attributions,
+        baseline=Baseline(),
+        train_mean=torch.zeros(1, *shape),
+        batch_size=8,
+        device=torch.device("cpu"),
+        seed=0,
+        method_kind="unit",
+    )
+
+
+def test_entropy_is_zero_for_one_unit_and_log_d_for_all_alike():
+    one_hot = torch.zeros(2, 4, 5)
+    one_hot[:, 1, :] = torch.rand(2, 5) + 0.1  # every feature explained by unit 1 alone
+    entropy = METRICS.get("attribution_entropy")()
+    assert entropy(context(one_hot)).value == pytest.approx(0.0, abs=1e-12)
+    uniform = torch.rand(2, 1, 5).expand(2, 4, 5) + 0.1
+    result = entropy(context(uniform))
+    assert result.value == pytest.approx(math.log(4))
+    assert result.details["max_entropy"] == pytest.approx(math.log(4))
+
+
+def test_entropy_ignores_features_no_unit_finds_salient():
+    attributions = torch.zeros(1, 3, 4)
+    attributions[0, :, 0] = 1.0  # feature 0: all units alike; features 1-3 never salient
+    assert METRICS.get("attribution_entropy")()(context(attributions)).value == pytest.approx(
+        math.log(3)
+    )
+
+
+def test_unit_pearson_of_identical_units_is_one_and_of_opposite_units_minus_one():
+    maps = torch.rand(3, 1, 2, 4, 4)
+    identical = maps.expand(3, 5, 2, 4, 4)
+    assert METRICS.get("unit_pearson")()(context(identical)).value == pytest.approx(1.0)
+    opposite = torch.cat([maps, -maps], dim=1)
+    assert METRICS.get("unit_pearson")()(context(opposite)).value == pytest.approx(-1.0)
+
+
+def test_unit_metric_rejects_feature_shaped_attributions():
+    with pytest.raises(ValueError, match="unit attributions"):
+        METRICS.get("unit_pearson")()(
+            EvaluationContext(
+                encoder=nn.Identity(),
+                inputs=torch.zeros(2, 3),
+                labels=torch.zeros(2),
+                attributions=torch.zeros(2, 3),
+                baseline=Baseline(),
+                train_mean=torch.zeros(1, 3),
+                batch_size=8,
+                device=torch.device("cpu"),
+                seed=0,
+                method_kind="unit",
+            )
+        )
+
+
+@pytest.fixture
+def encoder():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+
+
+@pytest.mark.parametrize(
+    ("name", "captum_class", "kwargs"),
+    [
+        ("saliency", Saliency, {"abs": False}),
+        ("integrated_gradients", IntegratedGradients, {"n_steps": 20}),
+        ("deeplift", DeepLift, {}),
+    ],
+)
+def test_one_batched_call_equals_a_loop_over_units_and_examples(
+    encoder, name, captum_class, kwargs
+):
+    inputs = torch.randn(4, 6, dtype=torch.float64)
+    baselines = torch.zeros_like(inputs)
+    method = METHODS.get("per_unit")(
+        encoder, method=name, n_steps=20, scale_by_unit=False, absolute=False
+    )
+    batched = method.attribute(inputs, baselines)
+    assert batched.shape == (4, 3, 6)
+    reference = captum_class(encoder)
+    for b in range(4):
+        for unit in range(3):
+            extra = {} if name == "saliency" else {"baselines": baselines[b : b + 1]}
+            expected = reference.attribute(
+                inputs[b : b + 1].clone().requires_grad_(), target=unit, **extra, **kwargs
+            )
+            torch.testing.assert_close(batched[b, unit], expected[0])
+
+
+def test_scaling_by_the_unit_value_and_absolute(encoder):
+    inputs = torch.randn(2, 6, dtype=torch.float64)
+    plain = METHODS.get("per_unit")(
+        encoder, method="saliency", scale_by_unit=False, absolute=False
+    ).attribute(inputs, torch.zeros_like(inputs))
+    scaled = METHODS.get("per_unit")(encoder, method="saliency").attribute(
+        inputs, torch.zeros_like(inputs)
+    )
+    with torch.no_grad():
+        latents = encoder(inputs)
+    torch.testing.assert_close(scaled, (plain * latents[:, :, None]).abs())
