@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -116,11 +117,21 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from lfxbench.leaderboard import aggregate, render
+    from lfxbench.leaderboard import aggregate, render, trends
     from lfxbench.results import load_results
 
     results = load_results(args.run_dir)
-    text = render(aggregate(results), args.format, title=str(results["suite"].iloc[0]))
+    run_file = args.run_dir / "run.json"
+    parameters = (
+        json.loads(run_file.read_text())["suite"].get("trends", []) if (run_file.is_file()) else []
+    )
+    trend_table = trends(results, parameters) if parameters else None
+    text = render(
+        aggregate(results),
+        args.format,
+        title=str(results["suite"].iloc[0]),
+        trend_table=trend_table,
+    )
     if args.output:
         from lfxbench.storage import atomic_write_text
 

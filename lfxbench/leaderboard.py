@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from typing import Literal
 
 import numpy as np
@@ -130,10 +131,54 @@ def pair_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def render(board: pd.DataFrame, fmt: Literal["md", "csv", "html"], title: str = "") -> str:
+def trends(results: pd.DataFrame, parameters: list[str]) -> pd.DataFrame:
+    """Spearman rank correlation of each metric with a model parameter (e.g. beta).
+
+    Models of one family (same zoo entry and objective) that differ in the parameter are
+    pooled, every seed one point: a trend is how the metric moves as the parameter grows.
+    """
+    rows = []
+    single = results[results.get("model_b", pd.Series("", index=results.index)).fillna("") == ""]
+    if "model_params" not in single or single.empty:
+        return pd.DataFrame()
+    params = single["model_params"].map(json.loads)
+    for parameter in parameters:
+        values = params.map(lambda p, name=parameter: p.get(name))
+        usable = single.assign(parameter_value=values)[values.notna()]
+        keys = ["model_name", "objective", "method", "metric"]
+        for key, group in usable.groupby(keys, sort=False):
+            if group["parameter_value"].nunique() < 2:
+                continue
+            statistic = stats.spearmanr(group["parameter_value"].astype(float), group["value"])
+            rows.append(
+                dict(zip(keys, key, strict=True))
+                | {
+                    "parameter": parameter,
+                    "values": ", ".join(
+                        f"{v:g}" for v in sorted(group["parameter_value"].unique())
+                    ),
+                    "n": len(group),
+                    "spearman_rho": float(statistic.statistic),
+                    "p_value": float(statistic.pvalue),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def render(
+    board: pd.DataFrame,
+    fmt: Literal["md", "csv", "html"],
+    title: str = "",
+    trend_table: pd.DataFrame | None = None,
+) -> str:
     if fmt == "csv":
         return board.to_csv(index=False, float_format="%.6g")
     sections = wide_tables(board) | pair_tables(board)
+    if trend_table is not None and not trend_table.empty:
+        for parameter, part in trend_table.groupby("parameter", sort=False):
+            sections[f"trends with {parameter} (Spearman over models and seeds)"] = part.drop(
+                columns="parameter"
+            ).round({"spearman_rho": 3, "p_value": 4})
     if fmt == "md":
         parts = [f"# {title}\n"] if title else []
         parts.append(

@@ -97,3 +97,35 @@ def plot_pairs(board: pd.DataFrame, figure_dir: Path) -> list[Path]:
         name = method if first == "model" else "methods"
         written.append(_save(figure, figure_dir / f"{metric}_{name}_heatmap.png"))
     return written
+
+
+def plot_trend(results: pd.DataFrame, parameter: str, figure_dir: Path) -> list[Path]:
+    """``<metric>_vs_<parameter>.png``: box plots of each metric over the parameter's values
+    (every model and seed a point), one colour per model family and objective."""
+    import json
+
+    single = results[results["model_b"].fillna("") == ""] if "model_b" in results else results
+    if "model_params" not in single:
+        return []
+    values = single["model_params"].map(lambda text: json.loads(text).get(parameter))
+    data = single.assign(**{parameter: values})[values.notna()]
+    data = data.assign(family=data["model_name"] + " / " + data["objective"].astype(str))
+    written = []
+    for metric, part in data.groupby("metric", sort=False):
+        if part[parameter].nunique() < 2:
+            continue
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="vert: bool was deprecated")
+            grid = sns.catplot(
+                data=part,
+                x=parameter,
+                y="value",
+                hue="family",
+                col="method",
+                kind="box",
+                height=3.2,
+                aspect=1.2,
+            )
+        grid.set_axis_labels(parameter, metric)
+        written.append(_save(grid.figure, figure_dir / f"{metric}_vs_{parameter}.png"))
+    return written

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.leaderboard import aggregate, render
-from lfxbench.plots import plot_curves, plot_pairs, plot_samples
+from lfxbench.leaderboard import aggregate, render, trends
+from lfxbench.plots import plot_curves, plot_pairs, plot_samples, plot_trend
 from lfxbench.runner import records_to_tables
 from lfxbench.storage import atomic_write_json, atomic_write_text
 from lfxbench.suite import Suite
@@ -42,14 +42,21 @@ def write_run(
         written[name] = run_dir / f"{name}.csv"
         atomic_write_text(written[name], _csv(table))
     board = aggregate(tables["results"])
+    trend_table = trends(tables["results"], suite.trends) if suite.trends else None
+    if trend_table is not None:
+        written["trends"] = run_dir / "trends.csv"
+        atomic_write_text(written["trends"], _csv(trend_table))
     for fmt in FORMATS:
         written[f"leaderboard.{fmt}"] = run_dir / f"leaderboard.{fmt}"
-        atomic_write_text(written[f"leaderboard.{fmt}"], render(board, fmt, title=suite.name))
+        text = render(board, fmt, title=suite.name, trend_table=trend_table)
+        atomic_write_text(written[f"leaderboard.{fmt}"], text)
     figures = run_dir / "figures"
     paths = plot_curves(tables["curves"], figures) if not tables["curves"].empty else []
     if not tables["samples"].empty:
         paths += plot_samples(tables["samples"], figures)
     paths += plot_pairs(board, figures)
+    for parameter in suite.trends:
+        paths += plot_trend(tables["results"], parameter, figures)
     written.update({f"figure {path.stem}": path for path in paths})
     atomic_write_json(
         run_dir / "run.json",

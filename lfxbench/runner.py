@@ -348,6 +348,8 @@ class Runner:
             "suite": self.suite.name,
             "model": cell.model.id,
             "model_name": cell.model.name,
+            "model_params": json.dumps(cell.model.params, sort_keys=True, default=str),
+            "objective": cell.model.recipe.objective,
             "dataset": cell.model.dataset,
             "method": cell.method.id,
             "method_name": cell.method.name,

@@ -88,6 +88,11 @@ class Suite(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     batch_size: int = Field(256, ge=1, description="examples per attribution / metric batch")
     executor: Literal["local", "ray"] = Field("local", description="where cells run")
+    trends: list[str] = Field(
+        default_factory=list,
+        description="model parameters (e.g. beta) whose rank correlation with every metric "
+        "the leaderboard reports",
+    )
     train_side_by_side: bool = Field(
         False, description="train the seeds of each model together in one stacked model"
     )
@@ -301,6 +306,8 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
                 )
             ],
         )
+    # `x-...` keys hold YAML anchors shared by entries (as in docker-compose): not fields.
+    raw = {key: value for key, value in raw.items() if not str(key).startswith("x-")}
     try:
         suite = Suite.model_validate({**raw, "source": source})
     except ValidationError as error:

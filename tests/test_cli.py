@@ -247,3 +247,9 @@ def test_vae_study_path_per_unit_attributions_and_unit_metrics(tmp_path):
     entropy = units[units["metric"] == "attribution_entropy"]["value"]
     assert ((entropy >= 0) & (entropy <= math.log(6) + 1e-9)).all()  # d_H = 6
     assert set(results[results["method"] == "gradient_shap"]["metric"]) == {"latent_shift"}
+    trend_table = pd.read_csv(tmp_path / "runs" / "tiny_vae" / "trends.csv")
+    assert set(trend_table["metric"]) == {"unit_pearson", "attribution_entropy", "latent_shift"}
+    assert (trend_table["n"] == 4).all() and trend_table["spearman_rho"].between(-1, 1).all()
+    figures = tmp_path / "runs" / "tiny_vae" / "figures"
+    assert (figures / "unit_pearson_vs_beta.png").is_file()
+    assert "trends with beta" in (tmp_path / "runs" / "tiny_vae" / "leaderboard.md").read_text()

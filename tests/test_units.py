@@ -120,3 +120,35 @@ def test_scaling_by_the_unit_value_and_absolute(encoder):
     with torch.no_grad():
         latents = encoder(inputs)
     torch.testing.assert_close(scaled, (plain * latents[:, :, None]).abs())
+
+
+def test_trend_is_the_spearman_correlation_with_the_parameter():
+    import json
+
+    import pandas as pd
+
+    from lfxbench.leaderboard import trends
+
+    rows = []
+    for beta, value in ((1, 0.9), (5, 0.5), (10, 0.1), (1, 0.8), (5, 0.6), (10, 0.2)):
+        rows.append(
+            {
+                "model_b": "",
+                "model_name": "vae",
+                "objective": "beta_vae",
+                "method": "per_unit",
+                "metric": "unit_pearson",
+                "value": value,
+                "model_params": json.dumps({"beta": beta}),
+            }
+        )
+    table = trends(pd.DataFrame(rows), ["beta"])
+    assert len(table) == 1
+    # ties in beta (two seeds each) keep a perfectly decreasing trend just above -1
+    from scipy import stats
+
+    expected = stats.spearmanr([1, 5, 10, 1, 5, 10], [0.9, 0.5, 0.1, 0.8, 0.6, 0.2]).statistic
+    assert table["spearman_rho"].iloc[0] == pytest.approx(expected)
+    assert expected < -0.95
+    assert table["values"].iloc[0] == "1, 5, 10" and table["n"].iloc[0] == 6
+    assert trends(pd.DataFrame(rows), ["gamma"]).empty  # no model has that parameter
