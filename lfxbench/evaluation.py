@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -10,6 +11,8 @@ import torch
 from torch import nn
 
 from lfxbench.baselines import Baseline
+from lfxbench.models.base import ZooModel
+from lfxbench.recipe import Recipe
 
 
 @torch.no_grad()
@@ -43,6 +46,13 @@ class EvaluationContext:
     # For a `mean` baseline restricted to one label (the CPU copies are enough).
     train_inputs: torch.Tensor | None = None
     train_labels: torch.Tensor | None = None
+    # For metrics that retrain (ROAR): the trained model with its recipe, the explained
+    # method applied to any inputs, and a fresh model of the same zoo entry trained on
+    # given training inputs (cached by the engine under `tag`).
+    model: ZooModel | None = None
+    recipe: Recipe | None = None
+    explain: Callable[[torch.Tensor], torch.Tensor] | None = None
+    retrain: Callable[[torch.Tensor, str], ZooModel] | None = None
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         return encode(self.encoder, inputs, self.batch_size)

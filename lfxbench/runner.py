@@ -317,6 +317,10 @@ class Runner:
             corpus_labels=explained.corpus_labels,
             train_inputs=data.train_inputs,
             train_labels=data.train_labels,
+            model=explained.trained.model,
+            recipe=cell.model.recipe,
+            explain=lambda inputs: self.explain_inputs(cell, explained.trained, inputs),
+            retrain=lambda inputs, tag: self.retrain(cell, explained.trained, inputs, tag),
         )
         seed_everything(cell.seed)
         with stopwatch(self.device) as elapsed:
@@ -330,6 +334,45 @@ class Runner:
             "attribution_seconds_per_example": explained.seconds / n_examples,
             "attribution_peak_memory_mb": explained.peak_memory_mb,
         }
+
+    def explain_inputs(self, cell: Cell, trained: TrainedModel, inputs: torch.Tensor):
+        """The cell's feature method on any inputs (e.g. the training set, for ROAR)."""
+        data = self.dataset(cell.model.dataset)
+        method = METHODS.get(cell.method.name)(trained.model.encoder.eval(), **cell.method.params)
+        baseline = cell.model.baseline
+        reference = baseline.reference(data.train_inputs, data.train_labels).to(self.device)
+        inputs = inputs.to(self.device)
+        seed_everything(int(cell.model_key[:8], 16))
+        return in_batches(
+            lambda batch: method.attribute(inputs[batch], baseline(inputs[batch], reference)),
+            len(inputs),
+            self.suite.batch_size,
+        ).detach()
+
+    def retrain(
+        self, cell: Cell, trained: TrainedModel, train_inputs: torch.Tensor, tag: str
+    ) -> ZooModel:
+        """A fresh model of the cell's zoo entry trained with its recipe on other training
+        inputs (same labels), cached under the cell's method and metric and ``tag``."""
+        data = self.dataset(cell.model.dataset)
+        key = stable_hash({"retrained": trained.cache_key, "cell": cell.key, "tag": tag})
+        model = self.new_model(cell)
+        cached = self.cache.load("models", key)
+        if cached is not None:
+            model.load_state_dict(cached["state_dict"])
+            return model.to(self.device).eval()
+        train_model(
+            model,
+            train_inputs,
+            data.train_labels,
+            cell.model.recipe,
+            seed=cell.seed,
+            device=self.device,
+        )
+        self.cache.save(
+            "models", key, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+        )
+        return model.eval()
 
     def evaluate_pair(self, pair: PairCell) -> dict[str, Any]:
         metric = METRICS.get(pair.first.metric.name)(**pair.first.metric.params)

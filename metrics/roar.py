@@ -1,0 +1,81 @@
+"""ROAR (RemOve And Retrain, Hooker et al. 2019) for encoders: retrain without the top-k%."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from lfxbench.baselines import Baseline
+from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.latent_shift import feature_ranks
+from lfxbench.registry import register_metric
+
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+def remove_top(
+    inputs: torch.Tensor, attributions: torch.Tensor, baselines: torch.Tensor, fraction: float
+) -> torch.Tensor:
+    """``inputs`` with each example's top ``fraction`` of features (by attribution) replaced
+    by the baseline."""
+    count = round(fraction * inputs[0].numel())
+    removed = feature_ranks(attributions) < count
+    flat = torch.where(removed, baselines.flatten(1), inputs.flatten(1))
+    return flat.view_as(inputs)
+
+
+@register_metric("roar")
+class Roar(Metric):
+    """Remove each training image's top-k% features, retrain, and measure the test loss."""
+
+    explains = "feature"
+    direction = "higher"  # removing truly important features should hurt the most
+
+    def __init__(
+        self,
+        fractions: Annotated[tuple[Fraction, ...], Field(min_length=1)] = (0.1, 0.3, 0.5),
+        baseline: Baseline | None = None,
+    ):
+        # The retrained model is scored on the clean test set with the model's own loss: an
+        # autoencoder that never saw the removed features cannot reconstruct them, while on
+        # equally ablated test images the task would only get easier.
+        self.fractions = sorted(fractions)
+        self.baseline = baseline
+
+    @torch.no_grad()
+    def test_loss(self, model, context: EvaluationContext) -> float:
+        model.eval()
+        losses = [
+            model.loss(
+                context.inputs[s : s + context.batch_size],
+                context.labels[s : s + context.batch_size],
+                context.recipe,
+            )
+            for s in range(0, len(context.inputs), context.batch_size)
+        ]
+        return torch.cat(losses).mean().item()
+
+    def evaluate(self, context: EvaluationContext) -> MetricResult:
+        if context.retrain is None or context.explain is None or context.model is None:
+            raise ValueError("roar retrains models: it needs the engine's retrain hooks")
+        train_inputs = context.train_inputs.to(context.device)
+        with torch.enable_grad():
+            train_attributions = context.explain(train_inputs)
+        baselines = context.baseline_of(train_inputs, self.baseline)
+        reference = self.test_loss(context.model, context)
+        increases = []
+        for fraction in self.fractions:
+            ablated = remove_top(train_inputs, train_attributions, baselines, fraction)
+            with torch.enable_grad():
+                retrained = context.retrain(ablated, f"roar-{fraction:g}")
+            increases.append(self.test_loss(retrained, context) - reference)
+        area = np.trapezoid(np.r_[0.0, increases], np.r_[0.0, self.fractions])
+        return MetricResult(
+            value=float(area / self.fractions[-1]),
+            curve=[(0.0, 0.0), *zip(self.fractions, increases, strict=True)],
+            curve_axes=("fraction of features removed before retraining", "test loss increase"),
+            details={"reference_test_loss": reference},
+        )
