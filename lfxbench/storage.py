@@ -59,7 +59,8 @@ class Cache:
         if not path.is_file():
             return None
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            # Tensors and plain containers only: a cache file cannot run code.
+            return torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a corrupt entry is recomputed, not fatal
             return None
 

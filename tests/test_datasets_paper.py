@@ -434,3 +434,19 @@ def test_dsprites_procedural_returns_labels_factors_and_masks():
     registered = sprites.dsprites_procedural(n_train=300, n_test=100, seed=0)
     assert registered.fingerprint() == splits.fingerprint()
     assert sprites.dsprites_procedural(300, 100, seed=1).fingerprint() != splits.fingerprint()
+
+
+def test_cifar_batches_that_would_run_code_are_refused(tmp_path):
+    import os
+    import pickle
+
+    from lfxbench.datasets.cifar10 import _unpickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Exploit(), b"labels": [0]}))
+    with open(path, "rb") as handle, pytest.raises(pickle.UnpicklingError, match="refusing"):
+        _unpickle(handle)

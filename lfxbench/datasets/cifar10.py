@@ -38,9 +38,31 @@ CIFAR10_CLASSES = (
 )
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch holds (dicts, lists, bytes, numpy arrays): a
+    file in the data directory must not be able to run code."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # how protocol-2 pickles carry an array's raw bytes
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name} in a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
 def _unpickle(handle) -> dict:
     # The official batches are Python-2 pickles of dicts with bytes keys.
-    return pickle.load(handle, encoding="bytes")
+    return _BatchUnpickler(handle, encoding="bytes").load()
 
 
 def _batch_arrays(batch: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
