@@ -53,6 +53,11 @@ class EvaluationContext:
     recipe: Recipe | None = None
     explain: Callable[[torch.Tensor], torch.Tensor] | None = None
     retrain: Callable[[torch.Tensor, str], ZooModel] | None = None
+    # The cell's method applied to another encoder (e.g. one with randomised weights).
+    explain_with: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
+    # Ground-truth object masks of `inputs` where the dataset knows them (procedural
+    # dSprites): bool, shaped like `inputs`.
+    masks: torch.Tensor | None = None
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         return encode(self.encoder, inputs, self.batch_size)

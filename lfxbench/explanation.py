@@ -25,6 +25,13 @@ class FeatureMethod(ABC):
     def __init__(self, encoder: nn.Module):
         self.encoder = encoder
 
+    def prepare(self, train_inputs: torch.Tensor) -> None:  # noqa: B027 (optional hook)
+        """Sees the training inputs (on the CPU) once before any ``attribute`` call.
+
+        Most methods need nothing from them; a method that explains relative to training
+        examples (COCOA's corpus and foil) picks them here.
+        """
+
     @abstractmethod
     def attribute(self, inputs: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
         """Attributions shaped like ``inputs`` for a batch ``inputs[B, ...]``.

@@ -46,8 +46,14 @@ class LabelFreeCaptumMethod(FeatureMethod):
 
     def __init__(self, encoder: nn.Module):
         super().__init__(encoder)
-        self.auxiliary = LabelFreeAuxiliary(encoder)
-        self.captum = self.captum_method(self.auxiliary)
+        self.explain_function(LabelFreeAuxiliary(encoder))
+
+    def explain_function(self, auxiliary: nn.Module) -> None:
+        """Point the Captum method at another scalar auxiliary: a module with
+        ``reference_latents(inputs)`` (one row per explained example, expanded by Captum with
+        the inputs) and ``forward(inputs, reference_latents) -> [len(inputs)]`` (COCOA)."""
+        self.auxiliary = auxiliary
+        self.captum = self.captum_method(auxiliary)
 
     def attribute(self, inputs: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
         reference_latents = self.auxiliary.reference_latents(inputs)

@@ -261,6 +261,7 @@ class Runner:
         with stopwatch(self.device) as elapsed:
             if cell.method_kind != "example":  # feature or per-unit: same signature
                 method = method_class(model.encoder, **cell.method.params)
+                method.prepare(data.train_inputs)
                 baseline = cell.model.baseline
                 reference = baseline.reference(data.train_inputs, data.train_labels)
                 reference = reference.to(self.device)
@@ -321,6 +322,10 @@ class Runner:
             recipe=cell.model.recipe,
             explain=lambda inputs: self.explain_inputs(cell, explained.trained, inputs),
             retrain=lambda inputs, tag: self.retrain(cell, explained.trained, inputs, tag),
+            explain_with=lambda encoder, inputs: self.explain_inputs(
+                cell, explained.trained, inputs, encoder
+            ),
+            masks=self.explained_masks(cell),
         )
         seed_everything(cell.seed)
         with stopwatch(self.device) as elapsed:
@@ -335,10 +340,26 @@ class Runner:
             "attribution_peak_memory_mb": explained.peak_memory_mb,
         }
 
-    def explain_inputs(self, cell: Cell, trained: TrainedModel, inputs: torch.Tensor):
-        """The cell's feature method on any inputs (e.g. the training set, for ROAR)."""
+    def explained_masks(self, cell: Cell) -> torch.Tensor | None:
+        """Ground-truth masks of the explained test inputs, where the dataset has them."""
+        masks = self.dataset(cell.model.dataset).test_masks
+        if masks is None or cell.method_kind == "example":
+            return None
+        return masks.to(self.device)
+
+    def explain_inputs(
+        self,
+        cell: Cell,
+        trained: TrainedModel,
+        inputs: torch.Tensor,
+        encoder: torch.nn.Module | None = None,
+    ) -> torch.Tensor:
+        """The cell's feature method on any inputs (e.g. the training set, for ROAR), by
+        default of the trained encoder."""
         data = self.dataset(cell.model.dataset)
-        method = METHODS.get(cell.method.name)(trained.model.encoder.eval(), **cell.method.params)
+        encoder = trained.model.encoder.eval() if encoder is None else encoder
+        method = METHODS.get(cell.method.name)(encoder, **cell.method.params)
+        method.prepare(data.train_inputs)
         baseline = cell.model.baseline
         reference = baseline.reference(data.train_inputs, data.train_labels).to(self.device)
         inputs = inputs.to(self.device)

@@ -71,6 +71,16 @@ class ModelEntry(Entry):
         }
 
 
+class MetricEntry(Entry):
+    """A metric; ``models`` restricts it to some model ids (e.g. localisation to the models
+    of a dataset with ground-truth masks). Not part of the cell keys."""
+
+    models: list[str] | None = Field(None, min_length=1)
+
+    def scores(self, model: ModelEntry) -> bool:
+        return self.models is None or model.id in self.models
+
+
 class ExampleProtocol(_Strict):
     """Which examples example-importance methods see: balanced subsets (labels pick them)."""
 
@@ -103,7 +113,7 @@ class Suite(_Strict):
     datasets: list[Entry] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
     methods: list[Entry] = Field(min_length=1)
-    metrics: list[Entry] = Field(min_length=1)
+    metrics: list[MetricEntry] = Field(min_length=1)
     examples: ExampleProtocol = Field(default_factory=ExampleProtocol)
     compare: Tolerances = Field(default_factory=Tolerances)
     source: str = Field("<suite>", exclude=True)
@@ -131,7 +141,11 @@ class Suite(_Strict):
                     if not compatible(model, method):
                         continue
                     for metric in self.metrics:
-                        if _scope(metric) == "cell" and _applies(metric, method):
+                        if (
+                            _scope(metric) == "cell"
+                            and _applies(metric, method)
+                            and metric.scores(model)
+                        ):
                             cells.append(Cell(self, model, method, metric, seed))
         return cells
 
@@ -143,7 +157,9 @@ class Suite(_Strict):
             for seed in self.seeds:
                 if scope == "models":
                     for method in (m for m in self.methods if _applies(metric, m)):
-                        models = [m for m in self.models if compatible(m, method)]
+                        models = [
+                            m for m in self.models if compatible(m, method) and metric.scores(m)
+                        ]
                         for i, first in enumerate(models):
                             for second in models[i + 1 :]:
                                 if first.dataset == second.dataset:
@@ -155,7 +171,7 @@ class Suite(_Strict):
                                     )
                 elif scope == "methods":
                     methods = [m for m in self.methods if _applies(metric, m)]
-                    for model in self.models:
+                    for model in (m for m in self.models if metric.scores(m)):
                         usable = [m for m in methods if compatible(model, m)]
                         for i, first in enumerate(usable):
                             for second in usable[i + 1 :]:
@@ -341,6 +357,15 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
         _check_entry(problems, f"metrics[{i}]", entry, METRICS, ())
         for i, entry in enumerate(suite.metrics)
     ]
+    model_ids = [entry.id for entry in suite.models]
+    for index, entry in enumerate(suite.metrics):
+        for unknown in sorted(set(entry.models or ()) - set(model_ids)):
+            problems.append(
+                (
+                    f"metrics[{index}].models",
+                    f"{unknown!r} is not a model id of this suite; allowed: {', '.join(model_ids)}",
+                )
+            )
     models = []
     dataset_ids = [entry.id for entry in suite.datasets]
     for index, entry in enumerate(suite.models):

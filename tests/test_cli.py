@@ -253,3 +253,38 @@ def test_vae_study_path_per_unit_attributions_and_unit_metrics(tmp_path):
     figures = tmp_path / "runs" / "tiny_vae" / "figures"
     assert (figures / "unit_pearson_vs_beta.png").is_file()
     assert "trends with beta" in (tmp_path / "runs" / "tiny_vae" / "leaderboard.md").read_text()
+
+
+@pytest.mark.slow
+def test_other_label_free_families_run_beside_captum_and_reach_the_leaderboard(tmp_path):
+    suite = tmp_path / "tiny_families.yaml"
+    shutil.copy(Path(__file__).parent / "data" / "tiny_families.yaml", suite)
+    assert run(suite, tmp_path) == 0
+    run_dir = tmp_path / "runs" / "tiny_families"
+    results = pd.read_csv(run_dir / "results.csv")
+    feature_methods = {"saliency", "relax", "u_relax", "cocoa", "embedding_attribution"}
+    feature_metrics = {
+        "latent_shift",
+        "noise_score",
+        "faithfulness_correlation",
+        "sparseness",
+        "complexity",
+        "model_parameter_randomisation",
+    }
+    localisation = {"pointing_game", "top_k_intersection", "relevance_rank"}
+    scored = results.groupby("model")[["method", "metric"]].apply(
+        lambda cells: set(zip(cells["method"], cells["metric"], strict=True))
+    )
+    expected = {(m, k) for m in feature_methods for k in feature_metrics}
+    expected.add(("layer_units", "variance_score"))
+    assert scored["mnist_ae"] == expected
+    assert scored["sprites"] == expected | {(m, k) for m in feature_methods for k in localisation}
+    assert results["value"].notna().all()
+    on_masks = results[results["metric"].isin(localisation)]["value"]
+    assert on_masks.between(0, 1).all()
+    randomisation = pd.read_csv(run_dir / "curves.csv").query(
+        "metric == 'model_parameter_randomisation'"
+    )
+    assert (randomisation.groupby(["model", "method"])["x"].max() >= 3).all()
+    board = (run_dir / "leaderboard.md").read_text()
+    assert "relax" in board and "pointing_game" in board and "variance_score" in board

@@ -436,6 +436,17 @@ def test_dsprites_procedural_returns_labels_factors_and_masks():
     assert sprites.dsprites_procedural(300, 100, seed=1).fingerprint() != splits.fingerprint()
 
 
+def test_dsprites_background_noise_keeps_the_sprites_and_their_masks():
+    clean = sprites.dsprites_procedural(n_train=50, n_test=20, seed=0)
+    noisy = sprites.dsprites_procedural(n_train=50, n_test=20, seed=0, background_noise=0.3)
+    assert torch.equal(noisy.test_masks, clean.test_masks)
+    assert torch.equal(noisy.test_labels, clean.test_labels)
+    sprite, background = noisy.test_inputs[noisy.test_masks], noisy.test_inputs[~noisy.test_masks]
+    assert (sprite == 1).all() and background.min() >= 0 and background.max() <= 0.3
+    assert background.std() > 0.05  # noise, not a constant grey
+    assert noisy.fingerprint() != clean.fingerprint()
+
+
 def test_cifar_batches_that_would_run_code_are_refused(tmp_path):
     import os
     import pickle

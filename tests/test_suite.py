@@ -199,3 +199,32 @@ def test_pairwise_metrics_expand_into_unordered_pairs():
     assert {(m1, m2) for *_, m1, m2 in across_methods} == {("saliency", "deeplift")}
     assert len(across_methods) == 3
     assert len({p.key for p in suite.pair_cells()}) == len(pairs)
+
+
+def test_a_metric_can_be_restricted_to_some_models():
+    second = {**VALID["models"][0], "id": "ae2", "recipe": {"epochs": 2}}
+    raw = edited(
+        models=[*VALID["models"], second],
+        metrics=[
+            "latent_shift",
+            {
+                "name": "latent_shift",
+                "id": "only_ae2",
+                "params": {"distance": "euclidean"},
+                "models": ["ae2"],
+            },
+        ],
+    )
+    cells = validate_suite(raw).cells()
+    scored = {(cell.metric.id, cell.model.id) for cell in cells}
+    assert scored == {("latent_shift", "ae"), ("latent_shift", "ae2"), ("only_ae2", "ae2")}
+    # The restriction is not part of what a cell computes: its key does not move.
+    unrestricted = edited(models=[*VALID["models"], second], metrics=["latent_shift"])
+    keys = {cell.key for cell in validate_suite(unrestricted).cells()}
+    assert {c.key for c in cells if c.metric.id == "latent_shift"} == keys
+
+
+def test_a_metric_restricted_to_an_unknown_model_is_refused():
+    problems = problems_of(edited(metrics=[{"name": "latent_shift", "models": ["ea"]}]))
+    assert "'ea' is not a model id" in problems["metrics[0].models"]
+    assert "allowed: ae" in problems["metrics[0].models"]

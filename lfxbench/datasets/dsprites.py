@@ -331,6 +331,7 @@ def dsprites_procedural(
     n_train: Annotated[int, Field(ge=1)] = 10_000,
     n_test: Annotated[int, Field(ge=1)] = 2_000,
     seed: int = 0,
+    background_noise: Annotated[float, Field(ge=0, le=1)] = 0.0,
 ) -> DatasetSplits:
     """dSprites' six factors re-rendered offline (binary 64x64, label = shape); not the file.
 
@@ -338,5 +339,19 @@ def dsprites_procedural(
     ``seed`` (the same ones ``dsprites`` draws with ``subset_seed=seed``). The geometry is this
     module's reasoned approximation of the official one (see its comments). Factors and
     object masks (= the images): ``generate_dsprites``, ``render_dsprites``.
+
+    ``background_noise`` > 0 fills the background with uniform noise in [0, level] (the
+    masks stay the sprites). On the binary images a black baseline alone tells every
+    difference-from-baseline method where the object is; noise makes localisation a test.
     """
-    return with_annotations(*generate_dsprites(n_train, n_test, seed))
+    splits = with_annotations(*generate_dsprites(n_train, n_test, seed))
+    if background_noise == 0:
+        return splits
+    generator = torch.Generator().manual_seed(seed)
+    noisy = {}
+    for split in ("train", "test"):
+        inputs = getattr(splits, f"{split}_inputs")
+        noise = torch.rand(inputs.shape, generator=generator) * background_noise
+        noisy[f"{split}_inputs"] = torch.where(inputs > 0, inputs, noise)
+    description = f"{splits.description}; background noise U[0, {background_noise:g}]"
+    return dataclasses.replace(splits, **noisy, description=description)
