@@ -358,12 +358,14 @@ class Runner:
         default of the trained encoder."""
         data = self.dataset(cell.model.dataset)
         encoder = trained.model.encoder.eval() if encoder is None else encoder
+        # Seeded as in `explain`: the same draws (COCOA's corpus, RELAX's masks) as the
+        # explanation that is being judged.
+        seed_everything(int(cell.model_key[:8], 16))
         method = METHODS.get(cell.method.name)(encoder, **cell.method.params)
         method.prepare(data.train_inputs)
         baseline = cell.model.baseline
         reference = baseline.reference(data.train_inputs, data.train_labels).to(self.device)
         inputs = inputs.to(self.device)
-        seed_everything(int(cell.model_key[:8], 16))
         return in_batches(
             lambda batch: method.attribute(inputs[batch], baseline(inputs[batch], reference)),
             len(inputs),

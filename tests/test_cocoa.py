@@ -114,3 +114,36 @@ def test_attribute_before_prepare_is_refused(data):
 def test_suite_params_are_validated():
     _, problems = validate_params(Cocoa, {"base": "random", "corpus_size": 0}, skip=("encoder",))
     assert {field for field, _ in problems} == {"base", "corpus_size"}
+
+
+def test_the_engine_re_explains_with_the_draws_of_the_judged_explanation(tmp_path):
+    """Metrics that re-explain (noise score, parameter randomisation, ROAR) must see the
+    same corpus, foil and masks as the cached explanation they judge."""
+    from lfxbench.runner import Runner
+    from lfxbench.suite import validate_suite
+
+    suite = validate_suite(
+        {
+            "name": "redraw",
+            "device": "cpu",
+            "datasets": [{"name": "mnist_5k", "params": {"n_train": 100, "n_test": 10}}],
+            "models": [
+                {
+                    "id": "ae",
+                    "name": "mnist_autoencoder",
+                    "dataset": "mnist_5k",
+                    "recipe": {"epochs": 1},
+                }
+            ],
+            "methods": [
+                {"name": "cocoa", "params": {"corpus_size": 5, "foil_size": 20, "n_steps": 4}},
+                {"name": "relax", "params": {"n_masks": 20, "mask_batch": 10}},
+            ],
+            "metrics": ["sparseness"],
+        }
+    )
+    runner = Runner(suite, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    for cell in suite.cells():
+        explained = runner.explain(cell)
+        again = runner.explain_inputs(cell, explained.trained, explained.inputs)
+        torch.testing.assert_close(again, explained.attributions)
