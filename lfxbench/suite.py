@@ -309,6 +309,24 @@ def _check_unique_ids(problems: list[tuple[str, str]], field: str, entries: list
         seen.add(entry.id)
 
 
+def _check_distinct_configs(
+    problems: list[tuple[str, str]], field: str, entries: list[Entry]
+) -> None:
+    """Two entries that differ only by id would share their cell keys (and results)."""
+    first_of: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        config = stable_hash(entry.config())
+        if config in first_of:
+            problems.append(
+                (
+                    f"{field}[{index}]",
+                    f"computes the same as {field}[{first_of[config]}] "
+                    f"({entries[first_of[config]].id!r}): change its params or remove it",
+                )
+            )
+        first_of.setdefault(config, index)
+
+
 def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None) -> Suite:
     """Validate a parsed YAML document into a Suite, or raise SuiteError listing every problem."""
     if not isinstance(raw, dict):
@@ -401,6 +419,8 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     ):
         _check_unique_ids(problems, field, entries)
     if not problems:
+        for field, entries in (("models", models), ("methods", methods), ("metrics", metrics)):
+            _check_distinct_configs(problems, field, entries)
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):
             kind = METRICS.get(entry.name).explains

@@ -228,3 +228,12 @@ def test_a_metric_restricted_to_an_unknown_model_is_refused():
     problems = problems_of(edited(metrics=[{"name": "latent_shift", "models": ["ea"]}]))
     assert "'ea' is not a model id" in problems["metrics[0].models"]
     assert "allowed: ae" in problems["metrics[0].models"]
+
+
+def test_entries_that_differ_only_by_id_are_refused():
+    # They would share cell keys, so one entry's results would be reported twice.
+    raw = edited(methods=["saliency", {"name": "saliency", "id": "again", "params": {}}])
+    problems = problems_of(raw)
+    assert "computes the same as methods[0] ('saliency')" in problems["methods[1]"]
+    explicit_default = {"name": "saliency", "id": "abs", "params": {"absolute": True}}
+    assert "methods[1]" in problems_of(edited(methods=["saliency", explicit_default]))
