@@ -20,8 +20,6 @@ import torch
 from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
 from lfxbench.registry import register_metric
 
-__all__ = ["NoiseScore", "min_max_normalise", "uniform_noise"]
-
 
 def min_max_normalise(maps: torch.Tensor, start_dim: int = 1) -> torch.Tensor:
     """Every map (all dims from ``start_dim`` on) rescaled to [0, 1], in float64;

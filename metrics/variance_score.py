@@ -17,8 +17,6 @@ from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
 from lfxbench.metrics.noise_score import min_max_normalise
 from lfxbench.registry import register_metric
 
-__all__ = ["VarianceScore", "unit_variances"]
-
 POPOVICIU_BOUND = 0.25
 
 
