@@ -21,22 +21,19 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from lfxbench.evaluation import encode
 from lfxbench.explanation import FeatureMethod
 from lfxbench.registry import METHODS, register_method
 
 ENCODE_BATCH = 256
 
 
+@torch.no_grad()
 def unit_embeddings(encoder: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """``f(x) / |f(x)|`` of any number of inputs (moved to the encoder's device)."""
+    """``f(x) / |f(x)|`` of any number of inputs, moved to the encoder's device a chunk at a
+    time (the training set stays on the CPU)."""
     device = next(encoder.parameters()).device
-    latents = torch.cat(
-        [
-            encode(encoder, inputs[i : i + ENCODE_BATCH].to(device), ENCODE_BATCH)
-            for i in range(0, len(inputs), ENCODE_BATCH)
-        ]
-    )
+    chunks = inputs.split(ENCODE_BATCH)
+    latents = torch.cat([encoder(chunk.to(device)).flatten(1) for chunk in chunks])
     return F.normalize(latents, dim=1)
 
 
