@@ -33,7 +33,7 @@ from lfxbench.models.base import ZooModel
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS
 from lfxbench.storage import Cache, atomic_write_json
 from lfxbench.suite import Cell, PairCell, Suite, stable_hash
-from lfxbench.timing import calibration_seconds, stopwatch
+from lfxbench.timing import calibration_seconds, steady_allocator, stopwatch
 from lfxbench.training import TrainingLog, train_model
 
 TRAINED_MODELS_KEPT = 4  # in memory at once; the rest reload from the cache
@@ -112,6 +112,7 @@ class Runner:
         self._trained: OrderedDict[tuple[str, int], TrainedModel] = OrderedDict()
         self.executor = executor
         self._environment: dict[str, Any] | None = None
+        self._steady_allocator = steady_allocator()
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -124,6 +125,7 @@ class Runner:
                 "device_name": device_name(self.device),
                 **{f"{name}_version": version for name, version in versions().items()},
                 "calibration_seconds": calibration_seconds(self.device),
+                "steady_allocator": self._steady_allocator,
             }
         return self._environment
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +17,38 @@ import torch
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# mallopt parameters of glibc's <malloc.h>; 32 MiB is the largest mmap threshold it takes.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_BYTES, _TRIM_THRESHOLD_BYTES = 32 << 20, 1 << 30
+
+
+@functools.cache
+def steady_allocator() -> bool:
+    """Let this process keep and reuse freed memory of up to 32 MiB per tensor.
+
+    glibc maps a large allocation afresh and gives the top of the heap back to the system
+    once more than twice a threshold is free; the threshold rises with what was freed
+    before. A tensor then costs a page fault per 4 KiB page it touches or does not,
+    depending on what ran earlier in the process. Measured on 2 CPU cores: RELAX on 200
+    MNIST images × 200 masks took 0.38 s with no faults and 0.53–0.79 s with 120,000–
+    240,000 faults for the same batch size, by the order of the calls. Fixed thresholds
+    make a cell's time the time of its own work. Tensors over 32 MiB are still mapped
+    afresh. Returns whether the setting took (glibc only; elsewhere nothing changes).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
+    )
 
 
 @dataclass

@@ -22,6 +22,8 @@ from lfxbench.explanation import FeatureMethod
 from lfxbench.registry import register_method
 
 _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
+# Input values per encoder pass when ``forward_batch`` is not given (see ``Relax``).
+DEFAULT_FORWARD_VALUES = 2**19
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -94,7 +96,12 @@ class Relax(FeatureMethod):
     ``x·m + b·(1 − m)`` with ``b`` the suite's baseline: RELAX's ``x·m`` for a zero
     (black) baseline. Masks are shared across channels; ``[B, C, H, W]`` images and
     ``[B, C, T]`` series (1-D masks) are explained. An encoder forward sees at most
-    ``forward_batch`` masked inputs (but always one example's ``mask_batch``).
+    ``forward_batch`` masked inputs (but always one example's ``mask_batch``). The default
+    holds about 2**19 input values (600 MNIST images, 100 of 64×64): on 2 CPU cores larger
+    passes allocate activations the allocator hands back to the system each time, and
+    page faults then cost more than the encoder (4,096 MNIST images per pass were 3×
+    slower than 1,024; ``tests/benchmarks/test_bench_relax.py``). On a GPU a larger
+    ``forward_batch`` may fill the device better.
 
     The per-pixel statistics are float64 sums of ``m``, ``(s − c)·m`` and ``(s − c)²·m``,
     ``c`` each example's mean similarity over the first mask batch: the shift keeps the
@@ -110,7 +117,7 @@ class Relax(FeatureMethod):
         grid: Annotated[int, Field(ge=1)] = 7,
         keep_probability: Annotated[float, Field(gt=0, le=1)] = 0.5,
         shift: Annotated[int, Field(ge=0)] | None = None,
-        forward_batch: Annotated[int, Field(ge=1)] = 4096,
+        forward_batch: Annotated[int, Field(ge=1)] | None = None,
     ):
         super().__init__(encoder)
         self.n_masks, self.mask_batch = n_masks, mask_batch
@@ -139,7 +146,8 @@ class Relax(FeatureMethod):
         inputs, baselines = inputs.detach(), baselines.detach().to(inputs.dtype)
         batch, spatial_shape = inputs.shape[0], inputs.shape[2:]
         n_pixels = math.prod(spatial_shape)
-        chunk = max(1, self.forward_batch // self.mask_batch)
+        forward_batch = self.forward_batch or max(1, DEFAULT_FORWARD_VALUES // inputs[0].numel())
+        chunk = max(1, forward_batch // self.mask_batch)
         references = torch.cat(
             [self.encoder(inputs[i : i + chunk]).flatten(1) for i in range(0, batch, chunk)]
         )
