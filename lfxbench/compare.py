@@ -4,8 +4,9 @@ Either side is a run directory, a ``results.csv`` (one row per seed) or a leader
 (already aggregated). A quality difference inside the tolerance (relative, absolute, or
 the seed-to-seed spread, whichever is largest) is "same"; a difference outside it is
 "better" or "worse" according to the metric's direction. Runtimes are compared as a ratio
-of calibrated times (each side's seconds divided by the seconds of a fixed workload run in
-the same process), so a slower machine does not read as a slower method.
+of calibrated times (each side's seconds divided by the seconds of a fixed workload timed
+just before the cell's attribution, or once per run for older results), so a slower or
+busier machine does not read as a slower method.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import itertools
 import json
+import math
 import os
 import warnings
 from collections import OrderedDict
@@ -89,6 +90,9 @@ class Explained:
     labels: torch.Tensor
     corpus_labels: torch.Tensor | None
     peak_memory_mb: float = float("nan")  # on CUDA: the device memory the method needed
+    # The calibration workload timed just before the attribution: the machine's speed at
+    # that moment (NaN for attributions cached before it was recorded).
+    calibration_seconds: float = float("nan")
 
 
 class Runner:
@@ -116,9 +120,9 @@ class Runner:
 
     @property
     def environment(self) -> dict[str, Any]:
-        """Device, versions and the calibration time of this process (measured once, with
-        the work it normalises, so `lfxbench compare` can tell a slower method from a
-        slower or busier machine)."""
+        """Device, versions and a calibration time measured once for the process (a cell's
+        record carries the one timed just before its attribution instead), so
+        `lfxbench compare` can tell a slower method from a slower or busier machine."""
         if self._environment is None:
             self._environment = {
                 "device": str(self.device),
@@ -252,11 +256,17 @@ class Runner:
                 labels,
                 corpus_labels,
                 cached.get("peak_memory_mb", float("nan")),
+                cached.get("calibration_seconds", float("nan")),
             )
         model = trained.model.eval()
         method_class = METHODS.get(cell.method.name)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        # The speed of a shared machine drifts within a run (on 2 CPU cores a RELAX call
+        # went from 0.17 s to 0.35 s and back while this workload went from 4.9 to 6.6 ms):
+        # timed next to the attribution, it normalises more of the drift than once per run.
+        # Before seeding: building its network draws from the global generator.
+        calibration = calibration_seconds(self.device, repeats=3)
         # Seeded per model, not only per seed: two encoders' `random` references (and
         # sampling methods) must not share their draws, or they would agree perfectly.
         seed_everything(int(cell.model_key[:8], 16))
@@ -299,9 +309,16 @@ class Runner:
         self.cache.save(
             "attributions",
             key,
-            {"values": values.cpu(), "seconds": elapsed.seconds, "peak_memory_mb": peak},
+            {
+                "values": values.cpu(),
+                "seconds": elapsed.seconds,
+                "peak_memory_mb": peak,
+                "calibration_seconds": calibration,
+            },
         )
-        return Explained(trained, values, elapsed.seconds, inputs, labels, corpus_labels, peak)
+        return Explained(
+            trained, values, elapsed.seconds, inputs, labels, corpus_labels, peak, calibration
+        )
 
     def evaluate(self, cell: Cell, explained: Explained) -> dict[str, Any]:
         data = self.dataset(cell.model.dataset)
@@ -340,7 +357,13 @@ class Runner:
             "attribution_seconds": explained.seconds,
             "attribution_seconds_per_example": explained.seconds / n_examples,
             "attribution_peak_memory_mb": explained.peak_memory_mb,
+            **self._calibration_of(explained),
         }
+
+    def _calibration_of(self, explained: Explained) -> dict[str, float]:
+        if math.isnan(explained.calibration_seconds):
+            return {}  # the run's own calibration (from the environment) stands
+        return {"calibration_seconds": explained.calibration_seconds}
 
     def explained_masks(self, cell: Cell) -> torch.Tensor | None:
         """Ground-truth masks of the explained test inputs, where the dataset has them."""

@@ -62,6 +62,8 @@ def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_p
         "captum_version",
     ):
         assert results[column].notna().all(), column
+    # Each attribution (method x seed here) carries the calibration timed just before it.
+    assert results["calibration_seconds"].nunique() == len(results)
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert {"mean", "std", "rank", "attribution_ms_per_example", "metric_seconds"} <= set(board)
     markdown = (run_dir / "leaderboard.md").read_text()
@@ -84,6 +86,9 @@ def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_p
     again = pd.read_csv(tmp_path / "runs" / "again" / "results.csv")
     assert sorted((tmp_path / "cache" / "models").iterdir()) == models_before
     pd.testing.assert_series_equal(again["value"], results["value"])
+    # A cached attribution keeps its seconds and the calibration they were measured with.
+    for column in ("attribution_seconds", "calibration_seconds"):
+        pd.testing.assert_series_equal(again[column], results[column])
 
     assert main(["bench", str(run_dir)]) == 0
     report = capsys.readouterr().out
