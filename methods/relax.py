@@ -97,10 +97,11 @@ class Relax(FeatureMethod):
     (black) baseline. Masks are shared across channels; ``[B, C, H, W]`` images and
     ``[B, C, T]`` series (1-D masks) are explained. An encoder forward sees at most
     ``forward_batch`` masked inputs (but always one example's ``mask_batch``). The default
-    holds about 2**19 input values (600 MNIST images, 100 of 64×64): on 2 CPU cores larger
-    passes allocate activations the allocator hands back to the system each time, and
-    page faults then cost more than the encoder (4,096 MNIST images per pass were 3×
-    slower than 1,024; ``tests/benchmarks/test_bench_relax.py``). On a GPU a larger
+    holds about 2**19 input values (600 MNIST images, 100 of 64×64): larger passes allocate
+    activations over 32 MiB, which glibc maps afresh for every pass (even under
+    ``lfxbench.timing.steady_allocator``), and on 2 CPU cores the page faults then cost
+    more than the encoder: 20 dSprites images × 200 masks took 0.40 s at the default and
+    0.98 s at 1,024 per pass (``tests/benchmarks/test_bench_relax.py``). On a GPU a larger
     ``forward_batch`` may fill the device better.
 
     The per-pixel statistics are float64 sums of ``m``, ``(s − c)·m`` and ``(s − c)²·m``,
