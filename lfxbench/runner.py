@@ -117,6 +117,8 @@ class Runner:
         self.executor = executor
         self._environment: dict[str, Any] | None = None
         self._steady_allocator = steady_allocator()
+        if suite.threads is not None:
+            torch.set_num_threads(suite.threads)
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -130,6 +132,7 @@ class Runner:
                 **{f"{name}_version": version for name, version in versions().items()},
                 "calibration_seconds": calibration_seconds(self.device),
                 "steady_allocator": self._steady_allocator,
+                "torch_threads": torch.get_num_threads(),
             }
         return self._environment
 

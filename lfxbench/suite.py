@@ -109,6 +109,12 @@ class Suite(_Strict):
     deterministic: bool = Field(
         True, description="torch's deterministic algorithms where it has them"
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads torch may use (default: torch's choice); 1 steadies the "
+        "timings on a shared machine",
+    )
     plugins: list[str] = Field(default_factory=list)
     datasets: list[Entry] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
@@ -211,6 +217,8 @@ class Cell:
             "method": self.method.config(),
             "batch_size": self.suite.batch_size,
         }
+        if self.suite.threads is not None:  # the cached seconds were timed with them
+            payload["threads"] = self.suite.threads
         if self.method_kind == "example":
             payload["examples"] = self.suite.examples.model_dump()
         return stable_hash(payload)

@@ -63,6 +63,11 @@ def test_cache_keys_follow_what_changes():
     assert other_metric.key != base.key
     longer = validate_suite(edited(models=[{**VALID["models"][0], "recipe": {"epochs": 2}}]))
     assert longer.cells()[0].model_key != base.model_key
+    # A thread count re-times the attributions (their cached seconds depend on it) but
+    # trains nothing anew.
+    one_thread = validate_suite(edited(threads=1)).cells()[0]
+    assert one_thread.model_key == base.model_key
+    assert one_thread.attribution_key != base.attribution_key
 
 
 @pytest.mark.parametrize(
@@ -71,6 +76,7 @@ def test_cache_keys_follow_what_changes():
         ({"device": "gpu"}, "device", "pattern"),
         ({"seeds": []}, "seeds", "at least 1"),
         ({"seeds": [1, 1]}, "seeds", "distinct"),
+        ({"threads": 0}, "threads", "greater than or equal to 1"),
         ({"colour": "red"}, "colour", "allowed: name, description, device"),
         ({"methods": ["salency"]}, "methods[0].name", "did you mean 'saliency'"),
         (

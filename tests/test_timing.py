@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from lfxbench.runner import Runner
+from lfxbench.suite import load_suite
 from lfxbench.timing import calibration_seconds, steady_allocator, stopwatch
 
 _ROUNDS_OF_TENSORS = """
@@ -50,3 +53,16 @@ def test_stopwatch_and_calibration_measure_elapsed_time():
         torch.ones(100).sum()
     assert elapsed.seconds > 0
     assert calibration_seconds(torch.device("cpu"), repeats=1) > 0
+
+
+def test_a_suite_thread_count_is_applied_and_recorded(tmp_path):
+    suite = load_suite(Path(__file__).parent / "data" / "tiny.yaml").model_copy(
+        update={"threads": 1}
+    )
+    before = torch.get_num_threads()
+    try:
+        runner = Runner(suite, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+        assert torch.get_num_threads() == 1
+        assert runner.environment["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
