@@ -6,6 +6,8 @@ import importlib.metadata
 import os
 import platform
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -48,3 +50,18 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block as after ``seed_everything(seed)``, then give torch, numpy and random
+    back the states they had: a metric that calls the engine mid-way keeps its own draws."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        seed_everything(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)

@@ -18,8 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lfxbench.environment import seeded
 from lfxbench.errors import LfxbenchError
 from lfxbench.evaluation import EvaluationContext, MetricResult
+
+# Keyword arguments every Quantus metric here is built with: lfxbench reports progress
+# and counts the cases Quantus would warn about.
+QUIET: dict[str, Any] = {"disable_warnings": True, "display_progressbar": False}
 
 
 class SimilarityHead(nn.Module):
@@ -80,42 +85,42 @@ def run_quantus(
                 f"masks shaped {tuple(context.masks.shape)} do not match the explained inputs "
                 f"shaped {tuple(context.inputs.shape)}"
             )
-    np.random.seed(context.seed)
-    torch.manual_seed(context.seed)
     chunks = []
-    for start in range(0, n, context.batch_size):
-        stop = min(start + context.batch_size, n)
-        inputs = context.inputs[start:stop]
-        attributions = context.attributions[start:stop]
-        masks = None
-        if with_masks:
-            masks = context.masks[start:stop].any(dim=1, keepdim=True).cpu().numpy()
-            attributions = attributions.sum(dim=1, keepdim=True)
-        head = SimilarityHead(context.encoder, inputs).eval()
-        with warnings.catch_warnings():
-            # Quantus warns per example, e.g. when a random subset holds only baseline values.
-            warnings.filterwarnings("ignore", module="quantus")
-            # Correlations of a constant explanation are NaN; callers count them instead.
-            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-            try:
-                scores = metric(
-                    model=head,
-                    x_batch=inputs.detach().float().cpu().numpy(),
-                    y_batch=np.arange(len(inputs)),
-                    a_batch=attributions.detach().float().cpu().numpy(),
-                    s_batch=masks,
-                    channel_first=True,
-                    explain_func=explain_func,
-                    softmax=False,
-                    device=str(context.device),
-                    batch_size=len(inputs),
-                )
-            except AssertionError as error:
-                # Quantus asserts on what it cannot score (e.g. all-zero attributions).
-                raise LfxbenchError(
-                    f"Quantus {type(metric).__name__} refused examples {start}-{stop - 1}: {error}"
-                ) from error
-            chunks.append(scores)
+    with seeded(context.seed):  # Quantus draws from numpy and torch
+        for start in range(0, n, context.batch_size):
+            stop = min(start + context.batch_size, n)
+            inputs = context.inputs[start:stop]
+            attributions = context.attributions[start:stop]
+            masks = None
+            if with_masks:
+                masks = context.masks[start:stop].any(dim=1, keepdim=True).cpu().numpy()
+                attributions = attributions.sum(dim=1, keepdim=True)
+            head = SimilarityHead(context.encoder, inputs).eval()
+            with warnings.catch_warnings():
+                # Quantus warns per example, e.g. when a random subset holds only baseline values.
+                warnings.filterwarnings("ignore", module="quantus")
+                # Correlations of a constant explanation are NaN; callers count them instead.
+                warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+                try:
+                    scores = metric(
+                        model=head,
+                        x_batch=inputs.detach().float().cpu().numpy(),
+                        y_batch=np.arange(len(inputs)),
+                        a_batch=attributions.detach().float().cpu().numpy(),
+                        s_batch=masks,
+                        channel_first=True,
+                        explain_func=explain_func,
+                        softmax=False,
+                        device=str(context.device),
+                        batch_size=len(inputs),
+                    )
+                except AssertionError as error:
+                    # Quantus asserts on what it cannot score (e.g. all-zero attributions).
+                    raise LfxbenchError(
+                        f"Quantus {type(metric).__name__} refused examples "
+                        f"{start}-{stop - 1}: {error}"
+                    ) from error
+                chunks.append(scores)
     if isinstance(chunks[0], dict):
         return {
             name: np.concatenate([np.asarray(chunk[name], dtype=float) for chunk in chunks])

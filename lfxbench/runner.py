@@ -26,7 +26,13 @@ from tqdm.auto import tqdm
 
 from lfxbench.datasets.splits import DatasetSplits, balanced_subset
 from lfxbench.ensemble import train_side_by_side
-from lfxbench.environment import device_name, resolve_device, seed_everything, versions
+from lfxbench.environment import (
+    device_name,
+    resolve_device,
+    seed_everything,
+    seeded,
+    versions,
+)
 from lfxbench.errors import LfxbenchError
 from lfxbench.evaluation import EvaluationContext, MetricResult
 from lfxbench.explanation import TrainingCorpus
@@ -262,30 +268,20 @@ class Runner:
                 cached.get("calibration_seconds", float("nan")),
             )
         model = trained.model.eval()
-        method_class = METHODS.get(cell.method.name)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
         # The speed of a shared machine drifts within a run (on 2 CPU cores a RELAX call
         # went from 0.17 s to 0.35 s and back while this workload went from 4.9 to 6.6 ms):
         # timed next to the attribution, it normalises more of the drift than once per run.
         # Before seeding: building its network draws from the global generator.
         calibration = calibration_seconds(self.device, repeats=3)
-        # Seeded per model, not only per seed: two encoders' `random` references (and
-        # sampling methods) must not share their draws, or they would agree perfectly.
-        seed_everything(int(cell.model_key[:8], 16))
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            held = torch.cuda.memory_allocated(self.device)  # models, data: not the method's
+        seed_everything(cell.attribution_seed)
         with stopwatch(self.device) as elapsed:
             if cell.method_kind != "example":  # feature or per-unit: same signature
-                method = method_class(model.encoder, **cell.method.params)
-                method.prepare(data.train_inputs)
-                baseline = cell.model.baseline
-                reference = baseline.reference(data.train_inputs, data.train_labels)
-                reference = reference.to(self.device)
-
-                def explain_batch(batch: slice) -> torch.Tensor:
-                    return method.attribute(inputs[batch], baseline(inputs[batch], reference))
-
+                values = self._feature_explainer(cell, model.encoder)(inputs)
             else:
-                method = method_class(**cell.method.params)
+                method = METHODS.get(cell.method.name)(**cell.method.params)
                 method.fit(
                     TrainingCorpus(
                         model=model,
@@ -299,13 +295,13 @@ class Runner:
                         device=self.device,
                     )
                 )
-
-                def explain_batch(batch: slice) -> torch.Tensor:
-                    return method.attribute(inputs[batch], labels[batch])
-
-            values = in_batches(explain_batch, len(inputs), self.suite.batch_size).detach()
+                values = in_batches(
+                    lambda batch: method.attribute(inputs[batch], labels[batch]),
+                    len(inputs),
+                    self.suite.batch_size,
+                ).detach()
         peak = (
-            torch.cuda.max_memory_allocated(self.device) / 2**20
+            (torch.cuda.max_memory_allocated(self.device) - held) / 2**20
             if self.device.type == "cuda"
             else float("nan")
         )
@@ -384,21 +380,33 @@ class Runner:
     ) -> torch.Tensor:
         """The cell's feature method on any inputs (e.g. the training set, for ROAR), by
         default of the trained encoder."""
-        data = self.dataset(cell.model.dataset)
         encoder = trained.model.encoder.eval() if encoder is None else encoder
-        # Seeded as in `explain`: the same draws (COCOA's corpus, RELAX's masks) as the
-        # explanation that is being judged.
-        seed_everything(int(cell.model_key[:8], 16))
+        # Seeded as in `explain` (the same draws: COCOA's corpus, RELAX's masks, as the
+        # explanation being judged), and the metric's own draws go on afterwards.
+        # With gradients even when the calling metric runs without them.
+        with seeded(cell.attribution_seed), torch.enable_grad():
+            return self._feature_explainer(cell, encoder)(inputs)
+
+    def _feature_explainer(
+        self, cell: Cell, encoder: torch.nn.Module
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The cell's feature or unit method on ``encoder``, prepared: inputs -> attributions
+        against the model entry's baseline, ``batch_size`` at a time."""
+        data = self.dataset(cell.model.dataset)
         method = METHODS.get(cell.method.name)(encoder, **cell.method.params)
         method.prepare(data.train_inputs)
         baseline = cell.model.baseline
         reference = baseline.reference(data.train_inputs, data.train_labels).to(self.device)
-        inputs = inputs.to(self.device)
-        return in_batches(
-            lambda batch: method.attribute(inputs[batch], baseline(inputs[batch], reference)),
-            len(inputs),
-            self.suite.batch_size,
-        ).detach()
+
+        def explain_all(inputs: torch.Tensor) -> torch.Tensor:
+            inputs = inputs.to(self.device)
+            return in_batches(
+                lambda batch: method.attribute(inputs[batch], baseline(inputs[batch], reference)),
+                len(inputs),
+                self.suite.batch_size,
+            ).detach()
+
+        return explain_all
 
     def retrain(
         self, cell: Cell, trained: TrainedModel, train_inputs: torch.Tensor, tag: str
@@ -407,19 +415,22 @@ class Runner:
         inputs (same labels), cached under the cell's method and metric and ``tag``."""
         data = self.dataset(cell.model.dataset)
         key = stable_hash({"retrained": trained.cache_key, "cell": cell.key, "tag": tag})
-        model = self.new_model(cell)
-        cached = self.cache.load("models", key)
-        if cached is not None:
-            model.load_state_dict(cached["state_dict"])
-            return model.to(self.device).eval()
-        train_model(
-            model,
-            train_inputs,
-            data.train_labels,
-            cell.model.recipe,
-            seed=cell.seed,
-            device=self.device,
-        )
+        # The metric's own draws go on afterwards; training needs gradients even when the
+        # calling metric runs without them.
+        with seeded(cell.seed), torch.enable_grad():
+            model = self.new_model(cell)
+            cached = self.cache.load("models", key)
+            if cached is not None:
+                model.load_state_dict(cached["state_dict"])
+                return model.to(self.device).eval()
+            train_model(
+                model,
+                train_inputs,
+                data.train_labels,
+                cell.model.recipe,
+                seed=cell.seed,
+                device=self.device,
+            )
         self.cache.save(
             "models", key, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
         )

@@ -211,6 +211,12 @@ class Cell:
         return _kind(self.method)
 
     @property
+    def attribution_seed(self) -> int:
+        """Seeded per model, not only per seed: two encoders' `random` references (and
+        sampling methods) must not share their draws, or they would agree perfectly."""
+        return int(self.model_key[:8], 16)
+
+    @property
     def attribution_key(self) -> str:
         payload = {
             "model": self.model_key,

@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from captum.attr import LayerGradCam, LayerGradientXActivation
 from torch import nn
 from torch.nn import functional as F
 
@@ -75,36 +74,42 @@ def layer_unit_maps(
     attribution: LayerAttribution = "gradient",
     channel_aggregation: Aggregation = "mean",
 ) -> torch.Tensor:
-    """One map per latent unit at the layer's resolution: ``[B, d_H, *layer_spatial]``."""
+    """One map per latent unit at the layer's resolution: ``[B, d_H, *layer_spatial]``.
 
-    def latents(batch: torch.Tensor) -> torch.Tensor:
-        return encoder(batch).flatten(1)  # Captum's `target` indexes the units of a row
-
-    with torch.no_grad():
-        n_units = latents(inputs).shape[1]
-    batch = len(inputs)
-    # Example-major rows: row b * d_H + j explains unit j of example b, so every unit of
-    # the batch is one Captum call (as in per_unit).
-    expanded = inputs.detach().repeat_interleave(n_units, dim=0)
-    target = torch.arange(n_units, device=inputs.device).repeat(batch)
+    One forward pass keeps the layer's activations ``A``; one backward per unit, through
+    the part of the encoder after the layer, gives ``∂f_j/∂A`` for the whole batch.
+    Captum's layer attributions (the reference the tests compare with) take one target per
+    row, so they would run the whole encoder once per example and unit.
+    """
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda module, args, output: captured.append(output))
+    with torch.enable_grad():
+        try:
+            latents = encoder(inputs.detach()).flatten(1)
+        finally:
+            handle.remove()
+        activations = captured[-1]
+        if not isinstance(activations, torch.Tensor) or activations.dim() not in (3, 4):
+            shape = list(activations.shape) if isinstance(activations, torch.Tensor) else "a tuple"
+            raise ValueError(
+                f"the layer's output is {shape}; embedding attributions need a convolutional "
+                "layer whose activations are [B, C, h, w] or [B, C, t]"
+            )
+        # Examples are independent in eval mode: the gradient of a unit summed over the
+        # batch holds every example's gradient of that unit.
+        unit_sums = latents.sum(dim=0)
+        gradients = torch.stack(
+            [torch.autograd.grad(total, activations, retain_graph=True)[0] for total in unit_sums],
+            dim=1,
+        )  # [B, d_H, C, *spatial]
+    values = activations.detach().unsqueeze(1)
     if attribution == "grad_cam":
-        maps = LayerGradCam(latents, layer).attribute(
-            expanded, target=target, relu_attributions=True
-        )
-        maps = maps.squeeze(1)  # Grad-CAM sums the channels itself
-    else:
-        captum = LayerGradientXActivation(
-            latents, layer, multiply_by_inputs=attribution == "activation_x_gradient"
-        )
-        values = captum.attribute(expanded, target=target)
-        maps = aggregate(values, channel_aggregation, dim=1)
-    if maps.dim() not in (2, 3):
-        raise ValueError(
-            f"the layer's output has shape {[len(expanded), *maps.shape[1:]]} per unit after "
-            "channel aggregation; embedding attributions need a convolutional layer whose "
-            "activations are [C, h, w] or [C, t]"
-        )
-    return maps.detach().view(batch, n_units, *maps.shape[1:])
+        spatial = tuple(range(3, gradients.dim()))
+        weights = gradients.mean(dim=spatial, keepdim=True)
+        return (weights * values).sum(dim=2).relu()
+    if attribution == "activation_x_gradient":
+        gradients = gradients * values
+    return aggregate(gradients, channel_aggregation, dim=2)
 
 
 def to_input_shape(maps: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ import math
 import quantus
 
 from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import run_quantus, scores_result
+from lfxbench.quantus_bridge import QUIET, run_quantus, scores_result
 from lfxbench.registry import register_metric
 
 
@@ -19,7 +19,7 @@ class Complexity(Metric):
     direction = "lower"
 
     def evaluate(self, context: EvaluationContext) -> MetricResult:
-        metric = quantus.Complexity(disable_warnings=True, display_progressbar=False)
+        metric = quantus.Complexity(**QUIET)
         scores = run_quantus(metric, context)
         return scores_result(
             scores, "per-example entropy", max_entropy=math.log(context.inputs[0].numel())

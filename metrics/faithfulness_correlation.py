@@ -13,7 +13,7 @@ import quantus
 from pydantic import Field
 
 from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import feature_limit, run_quantus, scores_result
+from lfxbench.quantus_bridge import QUIET, feature_limit, run_quantus, scores_result
 from lfxbench.registry import register_metric
 
 
@@ -44,8 +44,7 @@ class FaithfulnessCorrelation(Metric):
             subset_size=subset_size,
             perturb_baseline=self.perturb_baseline,
             return_aggregate=False,
-            disable_warnings=True,
-            display_progressbar=False,
+            **QUIET,
         )
         scores = run_quantus(metric, context)
         return scores_result(scores, "per-example correlation", subset_size=float(subset_size))

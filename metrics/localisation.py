@@ -15,10 +15,8 @@ from pydantic import Field
 
 from lfxbench.errors import LfxbenchError
 from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import feature_limit, run_quantus, scores_result
+from lfxbench.quantus_bridge import QUIET, feature_limit, run_quantus, scores_result
 from lfxbench.registry import register_metric
-
-QUIET: dict[str, Any] = {"disable_warnings": True, "display_progressbar": False}
 
 
 def localisation_scores(name: str, metric: Any, context: EvaluationContext) -> np.ndarray:

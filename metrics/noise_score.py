@@ -51,8 +51,7 @@ class NoiseScore(Metric):
         if context.explain is None:
             raise ValueError("noise_score explains noise inputs: the context needs `explain`")
         batch = len(context.inputs)
-        # Both noise sets are drawn before explaining: the engine's `explain` reseeds the
-        # global RNG, so draws after it would repeat one another.
+        # Real-vs-noise and the noise-vs-noise reference: one explanation pass.
         noise = uniform_noise(context.inputs, 2 * batch)
         explained = context.explain(noise).to(context.attributions.device)
         if explained.shape != noise.shape:

@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 
 from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import SimilarityHead, run_quantus
+from lfxbench.quantus_bridge import QUIET, SimilarityHead, run_quantus
 from lfxbench.registry import register_metric
 
 SIMILARITIES = {
@@ -52,18 +52,15 @@ class ModelParameterRandomisation(Metric):
 
         def explain(model: SimilarityHead, inputs: np.ndarray, targets: Any, **kwargs: Any):
             # Quantus passes the head itself (original or a randomised deep copy): explain its
-            # encoder. Gradient methods need grad, which Metric.__call__ switched off.
+            # encoder.
             batch = torch.from_numpy(inputs).to(context.device, context.inputs.dtype)
-            with torch.enable_grad():
-                attributions = explain_with(model.encoder, batch)
-            return attributions.detach().float().cpu().numpy()
+            return explain_with(model.encoder, batch).float().cpu().numpy()
 
         metric = quantus.MPRT(
             similarity_func=SIMILARITIES[self.similarity],
             layer_order="top_down",
             seed=context.seed,
-            disable_warnings=True,
-            display_progressbar=False,
+            **QUIET,
         )
         scores = run_quantus(metric, context, n_examples=self.n_examples, explain_func=explain)
         unrandomised = scores.pop(UNRANDOMISED)

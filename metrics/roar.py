@@ -17,12 +17,12 @@ Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 
 def remove_top(
-    inputs: torch.Tensor, attributions: torch.Tensor, baselines: torch.Tensor, fraction: float
+    inputs: torch.Tensor, ranks: torch.Tensor, baselines: torch.Tensor, fraction: float
 ) -> torch.Tensor:
-    """``inputs`` with each example's top ``fraction`` of features (by attribution) replaced
-    by the baseline."""
+    """``inputs`` with each example's top ``fraction`` of features (by their attribution
+    ``ranks``, :func:`feature_ranks`) replaced by the baseline."""
     count = round(fraction * inputs[0].numel())
-    removed = feature_ranks(attributions) < count
+    removed = ranks < count
     flat = torch.where(removed, baselines.flatten(1), inputs.flatten(1))
     return flat.view_as(inputs)
 
@@ -59,18 +59,20 @@ class Roar(Metric):
         return torch.cat(losses).mean().item()
 
     def evaluate(self, context: EvaluationContext) -> MetricResult:
-        if context.retrain is None or context.explain is None or context.model is None:
-            raise ValueError("roar retrains models: it needs the engine's retrain hooks")
+        needed = (context.retrain, context.explain, context.model, context.train_inputs)
+        if any(hook is None for hook in needed):
+            raise ValueError(
+                "roar retrains models: it needs the engine's retrain and explain hooks, the "
+                "model and its training inputs"
+            )
         train_inputs = context.train_inputs.to(context.device)
-        with torch.enable_grad():
-            train_attributions = context.explain(train_inputs)
+        ranks = feature_ranks(context.explain(train_inputs))
         baselines = context.baseline_of(train_inputs, self.baseline)
         reference = self.test_loss(context.model, context)
         increases = []
         for fraction in self.fractions:
-            ablated = remove_top(train_inputs, train_attributions, baselines, fraction)
-            with torch.enable_grad():
-                retrained = context.retrain(ablated, f"roar-{fraction:g}")
+            ablated = remove_top(train_inputs, ranks, baselines, fraction)
+            retrained = context.retrain(ablated, f"roar-{fraction:g}")
             increases.append(self.test_loss(retrained, context) - reference)
         area = np.trapezoid(np.r_[0.0, increases], np.r_[0.0, self.fractions])
         return MetricResult(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import quantus
 
 from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import run_quantus, scores_result
+from lfxbench.quantus_bridge import QUIET, run_quantus, scores_result
 from lfxbench.registry import register_metric
 
 
@@ -17,5 +17,5 @@ class Sparseness(Metric):
     direction = "higher"
 
     def evaluate(self, context: EvaluationContext) -> MetricResult:
-        metric = quantus.Sparseness(disable_warnings=True, display_progressbar=False)
+        metric = quantus.Sparseness(**QUIET)
         return scores_result(run_quantus(metric, context), "per-example Gini index")

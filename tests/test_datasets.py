@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import gzip
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from lfxbench.datasets.mnist import MNIST_FILES, mnist, mnist_5k, read_idx
+from lfxbench.datasets.splits import DatasetSplits
 from lfxbench.errors import DataNotFoundError
 
 
@@ -72,3 +74,10 @@ def test_embedded_mnist_is_deterministic_stratified_and_disjoint():
     train = {row.numpy().tobytes() for row in first.train_inputs.flatten(1)}
     assert not any(row.numpy().tobytes() in train for row in first.test_inputs.flatten(1))
     assert mnist_5k(n_train=500, n_test=200, split_seed=1).fingerprint() != first.fingerprint()
+
+
+def test_a_replaced_split_gets_its_own_fingerprint():
+    inputs, labels = torch.zeros(4, 1, 2, 2), torch.zeros(4, dtype=torch.long)
+    splits = DatasetSplits(inputs, labels, inputs, labels)
+    before = splits.fingerprint()
+    assert replace(splits, train_inputs=inputs + 1).fingerprint() != before

@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from captum.attr import LayerGradCam, LayerGradientXActivation
 from torch import nn
 
 from lfxbench.baselines import Baseline
 from lfxbench.errors import LfxbenchError, UnknownNameError
 from lfxbench.evaluation import EvaluationContext
-from lfxbench.methods.embedding_attribution import aggregate
+from lfxbench.methods.embedding_attribution import aggregate, layer_unit_maps
 from lfxbench.registry import METHODS, METRICS, MODELS
 
 
@@ -231,3 +232,35 @@ def test_methods_and_scores_run_on_the_zoo_mnist_encoder():
         assert embedding.shape == inputs.shape and embedding.isfinite().all()
         score = METRICS.get("noise_score")()(context(inputs, embedding, explain=explain))
         assert 0.0 <= score.value <= 1.0 and 0.0 <= score.details["reference"] <= 1.0
+
+
+@pytest.mark.parametrize("attribution", ["gradient", "activation_x_gradient", "grad_cam"])
+def test_layer_maps_equal_captums_layer_attributions_unit_by_unit(attribution):
+    # A deeper encoder with BatchNorm and a strided second layer, explained at the first.
+    torch.manual_seed(1)
+    encoder = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 4 * 4, 5),
+    ).eval()
+    inputs = torch.rand(3, 1, 8, 8)
+    layer = encoder[1]
+    ours = layer_unit_maps(encoder, layer, inputs, attribution)
+
+    def unit(j: int):
+        return lambda batch: encoder(batch)[:, j : j + 1]
+
+    for j in range(5):
+        if attribution == "grad_cam":
+            captum = LayerGradCam(unit(j), layer).attribute(inputs, relu_attributions=True)
+            expected = captum.squeeze(1)
+        else:
+            captum = LayerGradientXActivation(
+                unit(j), layer, multiply_by_inputs=attribution == "activation_x_gradient"
+            ).attribute(inputs)
+            expected = captum.mean(dim=1)
+        torch.testing.assert_close(ours[:, j], expected)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lfxbench.cli import main
+from lfxbench.metrics.latent_shift import feature_ranks
 from lfxbench.metrics.roar import remove_top
 
 DATA = Path(__file__).parent / "data"
@@ -18,7 +19,7 @@ DATA = Path(__file__).parent / "data"
 def test_remove_top_replaces_the_highest_ranked_features_by_the_baseline():
     inputs = torch.arange(1.0, 9.0).view(2, 4)
     attributions = torch.tensor([[0.1, 0.9, 0.5, 0.0], [3.0, 2.0, 1.0, 0.0]])
-    removed = remove_top(inputs, attributions, torch.zeros_like(inputs), 0.5)
+    removed = remove_top(inputs, feature_ranks(attributions), torch.zeros_like(inputs), 0.5)
     assert removed.tolist() == [[1.0, 0.0, 0.0, 4.0], [0.0, 0.0, 7.0, 8.0]]
 
 

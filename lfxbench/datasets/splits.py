@@ -21,7 +21,8 @@ class DatasetSplits:
     train_factors: torch.Tensor | None = None
     test_factors: torch.Tensor | None = None
     test_masks: torch.Tensor | None = None
-    _fingerprint: str | None = field(default=None, repr=False)
+    # Not an init field: `dataclasses.replace` must not carry a stale fingerprint over.
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
