@@ -128,6 +128,23 @@ def test_tc_vae_with_beta_one_is_the_one_sample_elbo():
     torch.testing.assert_close(tc_loss, reconstruction + one_sample_kl, rtol=1e-4, atol=1e-3)
 
 
+def test_tc_vae_beta_weighs_the_total_correlation_alone():
+    torch.manual_seed(0)
+    model = MnistVae(beta=1.0).train()
+    x = images(6, 28)
+    losses = {}
+    for beta in (1.0, 5.0):
+        model.beta = beta
+        torch.manual_seed(1)
+        losses[beta] = model.loss(x, torch.zeros(6), TC_VAE)
+    torch.manual_seed(1)
+    eps = torch.randn(6, 3)
+    mu, logvar = model.encoder.moments(x)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    _, tc, _ = tc_decomposition(z, mu, logvar, model.dataset_size)
+    torch.testing.assert_close(losses[5.0] - losses[1.0], 4.0 * tc, rtol=1e-4, atol=1e-3)
+
+
 def test_the_decomposition_averages_to_the_kl():
     g = torch.Generator().manual_seed(0)
     mu = torch.randn(4, 3, generator=g)
