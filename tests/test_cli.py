@@ -8,23 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run
 
 from lfxbench.cli import main
-
-
-def run(suite: Path, tmp_path: Path, *extra: str) -> int:
-    return main(
-        [
-            "run",
-            str(suite),
-            "--out",
-            str(tmp_path / "runs"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--quiet",
-            *extra,
-        ]
-    )
 
 
 @pytest.mark.slow

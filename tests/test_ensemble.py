@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import run
 
 from lfxbench.datasets.mnist import mnist_5k
 from lfxbench.ensemble import train_side_by_side
@@ -68,7 +69,6 @@ def test_a_suite_can_train_its_seeds_side_by_side(tiny_suite, tmp_path, monkeypa
     import pandas as pd
 
     import lfxbench.runner
-    from lfxbench.cli import main
 
     calls = []
     original = lfxbench.runner.train_side_by_side
@@ -78,27 +78,17 @@ def test_a_suite_can_train_its_seeds_side_by_side(tiny_suite, tmp_path, monkeypa
         lambda models, *args: calls.append(len(models)) or original(models, *args),
     )
     tables = {}
+    original = tiny_suite.read_text()
     for side_by_side in (False, True):
-        text = tiny_suite.read_text().replace(
-            "batch_size: 16\n", f"batch_size: 16\ntrain_side_by_side: {str(side_by_side).lower()}\n"
-        )
-        tiny_suite.write_text(text if side_by_side else tiny_suite.read_text())
-        out = tmp_path / str(side_by_side)
-        assert (
-            main(
-                [
-                    "run",
-                    str(tiny_suite),
-                    "--out",
-                    str(out),
-                    "--cache-dir",
-                    str(out / "cache"),
-                    "--quiet",
-                ]
+        tiny_suite.write_text(
+            original.replace(
+                "batch_size: 16\n",
+                f"batch_size: 16\ntrain_side_by_side: {str(side_by_side).lower()}\n",
             )
-            == 0
         )
-        tables[side_by_side] = pd.read_csv(out / "tiny" / "results.csv")
+        out = tmp_path / str(side_by_side)
+        assert run(tiny_suite, out) == 0
+        tables[side_by_side] = pd.read_csv(out / "runs" / "tiny" / "results.csv")
     assert calls == [2]  # both seeds of the one model, in one stack
     # the model key records side-by-side training, so `random` draws other noise: skip it
     kept = {flag: table[table["method"] != "random"] for flag, table in tables.items()}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import run
 
-from lfxbench.cli import main
 from lfxbench.metrics.latent_shift import feature_ranks
 from lfxbench.metrics.roar import remove_top
 
@@ -27,20 +27,7 @@ def test_remove_top_replaces_the_highest_ranked_features_by_the_baseline():
 def test_roar_ranks_the_oracle_above_random_on_a_toy_with_known_signal(tmp_path):
     for name in ("roar_toy.yaml", "roar_toy.py"):
         shutil.copy(DATA / name, tmp_path / name)
-    assert (
-        main(
-            [
-                "run",
-                str(tmp_path / "roar_toy.yaml"),
-                "--out",
-                str(tmp_path / "runs"),
-                "--cache-dir",
-                str(tmp_path / "cache"),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert run(tmp_path / "roar_toy.yaml", tmp_path) == 0
     results = pd.read_csv(tmp_path / "runs" / "roar_toy" / "results.csv")
     value = results.set_index(["method", "seed"])["value"]
     for seed in (0, 1):

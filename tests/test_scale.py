@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from conftest import run
 
-from lfxbench.cli import main
 from lfxbench.runner import in_batches
 
 
@@ -45,23 +45,8 @@ def test_ray_executor_gives_the_local_results_table(tiny_suite, tmp_path):
         tables = {}
         for executor in ("local", "ray"):
             out = tmp_path / executor
-            assert (
-                main(
-                    [
-                        "run",
-                        str(tiny_suite),
-                        "--out",
-                        str(out),
-                        "--cache-dir",
-                        str(out / "cache"),
-                        "--executor",
-                        executor,
-                        "--quiet",
-                    ]
-                )
-                == 0
-            )
-            tables[executor] = pd.read_csv(out / "tiny" / "results.csv")
+            assert run(tiny_suite, out, "--executor", executor) == 0
+            tables[executor] = pd.read_csv(out / "runs" / "tiny" / "results.csv")
     finally:
         ray.shutdown()
     local, distributed = tables["local"], tables["ray"]
