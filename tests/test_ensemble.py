@@ -78,10 +78,10 @@ def test_a_suite_can_train_its_seeds_side_by_side(tiny_suite, tmp_path, monkeypa
         lambda models, *args: calls.append(len(models)) or original(models, *args),
     )
     tables = {}
-    original = tiny_suite.read_text()
+    suite_text = tiny_suite.read_text()
     for side_by_side in (False, True):
         tiny_suite.write_text(
-            original.replace(
+            suite_text.replace(
                 "batch_size: 16\n",
                 f"batch_size: 16\ntrain_side_by_side: {str(side_by_side).lower()}\n",
             )
