@@ -5,25 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lfxbench.cli import main
-
 DATA = Path(__file__).parent / "data"
-
-
-def run(suite: Path, tmp_path: Path, *extra: str) -> int:
-    """``lfxbench run suite`` into ``tmp_path/runs`` with its caches in ``tmp_path/cache``."""
-    return main(
-        [
-            "run",
-            str(suite),
-            "--out",
-            str(tmp_path / "runs"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--quiet",
-            *extra,
-        ]
-    )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run
+from suite_runs import run
 
 from lfxbench.cli import main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import run
+from suite_runs import run
 
 from lfxbench.datasets.mnist import mnist_5k
 from lfxbench.ensemble import train_side_by_side

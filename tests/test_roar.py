@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import run
+from suite_runs import run
 
 from lfxbench.metrics.latent_shift import feature_ranks
 from lfxbench.metrics.roar import remove_top

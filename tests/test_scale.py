@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from conftest import run
+from suite_runs import run
 
 from lfxbench.runner import in_batches
 
