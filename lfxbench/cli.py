@@ -175,10 +175,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from lfxbench.suite import compatible, load_suite
+    from lfxbench.suite import compatible, describe_suite, load_suite
 
     suite = load_suite(args.suite)
     print(f"{args.suite}: valid; {len(suite.cells())} cells, {len(suite.pair_cells())} pairs")
+    for line in describe_suite(suite):
+        print(f"  {line}")
     for model in suite.models:
         for method in suite.methods:
             if not compatible(model, method):

@@ -3,12 +3,14 @@
 Small models leave a GPU mostly idle when trained one after another. Here the members'
 parameters and buffers are stacked (``torch.func.stack_module_state``), every step runs
 all members at once through ``vmap(functional_call(...))`` and one optimiser updates the
-stacked tensors, which for Adam and SGD (elementwise updates) is each member's own
-optimiser. Every member keeps its own split, data order, early stopping and checkpoints,
-so for a deterministic objective the result is sequential training's, up to float
-reassociation in the batched kernels (a test checks it). Stochastic objectives (denoising,
-inpainting, contrastive views) draw their noise inside vmap: statistically the same, not
-the same draws as a sequential run.
+stacked tensors, which for Adam and SGD (elementwise updates, Nesterov's too) is each
+member's own optimiser. The learning-rate schedule depends on the step count alone, the
+same for every member, so one scheduler serves them all; ``drop_last`` leaves out the same
+positions of each member's own order. Every member keeps its own split, data order, early
+stopping and checkpoints, so for a deterministic objective the result is sequential
+training's, up to float reassociation in the batched kernels (a test checks it). Stochastic
+objectives (denoising, inpainting, contrastive views) draw their noise inside vmap:
+statistically the same, not the same draws as a sequential run.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
-from lfxbench.training import TrainingLog, make_optimizer, split_for
+from lfxbench.training import (
+    TrainingLog,
+    batch_starts,
+    checkpoint_lr,
+    make_optimizer,
+    make_scheduler,
+    split_for,
+)
 
 
 class _Loss(nn.Module):
@@ -68,6 +77,9 @@ def train_side_by_side(
         rng_states.append(torch.get_rng_state())
 
     optimizer = make_optimizer(params.values(), recipe)  # updates the stacked leaves
+    n_train = train_x.shape[1]
+    starts = batch_starts(n_train, recipe)  # as train_model: drop_last, no batch of one
+    scheduler = make_scheduler(optimizer, recipe, len(starts))
     logs = [
         TrainingLog(epochs_run=0, best_epoch=0, best_validation_loss=float("inf")) for _ in models
     ]
@@ -75,7 +87,6 @@ def train_side_by_side(
     stopped = [False] * n_members
     frozen: dict[int, dict[str, torch.Tensor]] = {}
     members = torch.arange(n_members, device=device)
-    n_train = train_x.shape[1]
     for epoch in range(1, recipe.epochs + 1):
         template.train()
         permutations = []
@@ -84,16 +95,18 @@ def train_side_by_side(
             permutations.append(torch.randperm(n_train).to(device))
             rng_states[m] = torch.get_rng_state()
         order = torch.stack(permutations)
-        for start in range(0, n_train, recipe.batch_size):
+        step_lrs = []
+        for start in starts:
             batch = order[:, start : start + recipe.batch_size]
-            if batch.shape[1] < 2 and start > 0:  # as train_model: BatchNorm needs two
-                continue
             x = train_x[members[:, None], batch]
             y = train_y[members[:, None], batch]
             loss = losses(params, buffers, x, y).mean(dim=1).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            step_lrs.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             for m, state in frozen.items():  # a stopped member does not move
                 load_member(params, buffers, m, state)
         template.eval()
@@ -119,7 +132,8 @@ def train_side_by_side(
             log.history.append({"epoch": epoch, "validation_loss": value})
             log.epochs_run = epoch
             if epoch % recipe.checkpoint_every == 0:
-                log.checkpoints.append((epoch, recipe.lr, member_state(params, buffers, m)))
+                state = member_state(params, buffers, m)
+                log.checkpoints.append((epoch, checkpoint_lr(recipe, step_lrs), state))
             if value < log.best_validation_loss:
                 log.best_validation_loss, log.best_epoch = value, epoch
                 best_states[m] = member_state(params, buffers, m)

@@ -23,6 +23,10 @@ def encode(encoder: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.T
     )
 
 
+# The cell's method on another encoder: (encoder, inputs, labels of the inputs or None).
+ExplainWith = Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
 @dataclass
 class EvaluationContext:
     """Everything a cell-scoped metric may look at; tensors already on ``device``.
@@ -51,10 +55,14 @@ class EvaluationContext:
     # given training inputs (cached by the engine under `tag`).
     model: ZooModel | None = None
     recipe: Recipe | None = None
-    explain: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # `explain(inputs, labels)`: the labels of `inputs` (None where there are none) reach
+    # methods that need them (COCOA's same-class corpus); pass the labels of the examples
+    # the inputs stand for (a noise input explained in place of x: x's labels).
+    explain: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None
     retrain: Callable[[torch.Tensor, str], ZooModel] | None = None
-    # The cell's method applied to another encoder (e.g. one with randomised weights).
-    explain_with: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
+    # The cell's method applied to another encoder (e.g. one with randomised weights):
+    # `explain_with(encoder, inputs, labels)`, labels as for `explain`.
+    explain_with: ExplainWith | None = None
     # Ground-truth object masks of `inputs` where the dataset knows them (procedural
     # dSprites): bool, shaped like `inputs`.
     masks: torch.Tensor | None = None

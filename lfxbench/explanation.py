@@ -21,15 +21,22 @@ class FeatureMethod(ABC):
     """
 
     explains: ClassVar[str] = "feature"
+    # A method that sets this gets the explained examples' labels as a third argument of
+    # ``attribute`` (e.g. COCOA's same-class corpus); labels are evaluation data, so only
+    # methods that explain relative to labelled training examples ask for them.
+    needs_labels: ClassVar[bool] = False
 
     def __init__(self, encoder: nn.Module):
         self.encoder = encoder
 
-    def prepare(self, train_inputs: torch.Tensor) -> None:  # noqa: B027 (optional hook)
-        """Sees the training inputs (on the CPU) once before any ``attribute`` call.
+    def prepare(  # noqa: B027 (optional hook)
+        self, train_inputs: torch.Tensor, train_labels: torch.Tensor | None = None
+    ) -> None:
+        """Sees the training inputs and labels (on the CPU) once before any ``attribute``.
 
         Most methods need nothing from them; a method that explains relative to training
-        examples (COCOA's corpus and foil) picks them here.
+        examples (COCOA's corpus and foil) picks them here. ``train_labels`` is None for
+        callers that have none.
         """
 
     @abstractmethod
@@ -37,7 +44,9 @@ class FeatureMethod(ABC):
         """Attributions shaped like ``inputs`` for a batch ``inputs[B, ...]``.
 
         ``baselines`` has the shape of ``inputs``: the reference each example is compared
-        with (methods that need none ignore it).
+        with (methods that need none ignore it). A method with ``needs_labels`` takes
+        ``attribute(inputs, baselines, labels)``, ``labels[B]`` or None where the caller
+        has none.
         """
 
 

@@ -33,14 +33,19 @@ class SimilarityHead(nn.Module):
     The references are re-encoded on every forward pass: Quantus's parameter randomisation
     perturbs copies of this module, and the references' embeddings must move with them. The
     head has no parameters of its own, so every layer Quantus randomises is the encoder's.
+    ``labels`` are the references' labels, for explanation functions that need them (Quantus
+    hands them the head, not the examples' positions).
     """
 
-    def __init__(self, encoder: nn.Module, references: torch.Tensor):
+    def __init__(
+        self, encoder: nn.Module, references: torch.Tensor, labels: torch.Tensor | None = None
+    ):
         super().__init__()
         self.encoder = encoder
-        # A buffer follows the module through deepcopy and .to(); not persistent, so the
+        # Buffers follow the module through deepcopy and .to(); not persistent, so the
         # state dict holds the encoder's weights only.
         self.register_buffer("references", references.detach(), persistent=False)
+        self.register_buffer("labels", labels, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Quantus hands over float32 tensors whatever the encoder's dtype.
@@ -95,7 +100,7 @@ def run_quantus(
             if with_masks:
                 masks = context.masks[start:stop].any(dim=1, keepdim=True).cpu().numpy()
                 attributions = attributions.sum(dim=1, keepdim=True)
-            head = SimilarityHead(context.encoder, inputs).eval()
+            head = SimilarityHead(context.encoder, inputs, context.labels[start:stop]).eval()
             with warnings.catch_warnings():
                 # Quantus warns per example, e.g. when a random subset holds only baseline values.
                 warnings.filterwarnings("ignore", module="quantus")

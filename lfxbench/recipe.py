@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Recipe(BaseModel):
@@ -25,4 +25,28 @@ class Recipe(BaseModel):
     mask_fraction: float = Field(0.2, ge=0, le=1, description="inpainting: share of masked pixels")
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
+    nesterov: bool = Field(False, description="sgd only: Nesterov momentum (needs momentum > 0)")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="cosine: torch's CosineAnnealingLR stepped after every optimizer step "
+        "(as the SimCLR reference code), from `lr` at the first step to `min_lr` after the "
+        "last of the planned epochs x batches per epoch (early stopping cuts it short); a "
+        "checkpoint records the mean lr of its epoch's steps",
+    )
+    min_lr: float = Field(0.0, ge=0, description="cosine only: the lr the schedule ends at")
+    drop_last: bool = Field(False, description="drop each epoch's last incomplete batch")
     mixed_precision: bool = Field(True, description="bfloat16 autocast when training on CUDA")
+
+    @model_validator(mode="after")
+    def _options_of_their_optimizer_and_schedule(self) -> Recipe:
+        if self.nesterov and self.optimizer != "sgd":
+            raise ValueError(
+                f"nesterov: Nesterov momentum needs optimizer sgd, not {self.optimizer}"
+            )
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
+        if self.min_lr and self.schedule != "cosine":
+            raise ValueError("min_lr: only the cosine schedule has a final learning rate")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr: {self.min_lr} exceeds lr {self.lr}")
+        return self

@@ -152,7 +152,10 @@ class Runner:
             if "data_dir" in inspect.signature(loader).parameters:
                 kwargs["data_dir"] = self.data_dir
             try:
-                self._datasets[dataset_id] = loader(**kwargs)
+                data = loader(**kwargs)
+                if entry.split is not None:
+                    data = entry.split.apply(data)
+                self._datasets[dataset_id] = data
             except ValueError as error:
                 raise LfxbenchError(f"dataset {dataset_id!r}: {error}") from error
         return self._datasets[dataset_id]
@@ -243,9 +246,22 @@ class Runner:
         data = self.dataset(cell.model.dataset)
         if cell.method_kind != "example":
             return data.test_inputs, data.test_labels, None
-        protocol = self.suite.examples
-        test = balanced_subset(data.test_labels, protocol.n_test, protocol.subset_seed)
-        corpus = balanced_subset(data.train_labels, protocol.n_corpus, protocol.subset_seed)
+        protocol = self.suite.examples_of(cell.model)
+        chosen = {}
+        for field, labels, n in (
+            ("n_test", data.test_labels, protocol.n_test),
+            ("n_corpus", data.train_labels, protocol.n_corpus),
+        ):
+            try:
+                chosen[field] = balanced_subset(labels, n, protocol.subset_seed)
+            except ValueError as error:
+                index = [model.id for model in self.suite.models].index(cell.model.id)
+                where = f"models[{index}].examples" if cell.model.examples else "examples"
+                raise LfxbenchError(
+                    f"{self.suite.source}: {where}.{field}: {error} (model {cell.model.id!r}, "
+                    f"dataset {cell.model.dataset!r})"
+                ) from error
+        test, corpus = chosen["n_test"], chosen["n_corpus"]
         return data.test_inputs[test], data.test_labels[test], corpus
 
     def explain(self, cell: Cell) -> Explained:
@@ -279,7 +295,7 @@ class Runner:
         seed_everything(cell.attribution_seed)
         with stopwatch(self.device) as elapsed:
             if cell.method_kind != "example":  # feature or per-unit: same signature
-                values = self._feature_explainer(cell, model.encoder)(inputs)
+                values = self._feature_explainer(cell, model.encoder)(inputs, labels)
             else:
                 method = METHODS.get(cell.method.name)(**cell.method.params)
                 method.fit(
@@ -338,10 +354,12 @@ class Runner:
             train_labels=data.train_labels,
             model=explained.trained.model,
             recipe=cell.model.recipe,
-            explain=lambda inputs: self.explain_inputs(cell, explained.trained, inputs),
+            explain=lambda inputs, labels=None: self.explain_inputs(
+                cell, explained.trained, inputs, labels=labels
+            ),
             retrain=lambda inputs, tag: self.retrain(cell, explained.trained, inputs, tag),
-            explain_with=lambda encoder, inputs: self.explain_inputs(
-                cell, explained.trained, inputs, encoder
+            explain_with=lambda encoder, inputs, labels=None: self.explain_inputs(
+                cell, explained.trained, inputs, encoder, labels
             ),
             masks=self.explained_masks(cell),
         )
@@ -377,34 +395,46 @@ class Runner:
         trained: TrainedModel,
         inputs: torch.Tensor,
         encoder: torch.nn.Module | None = None,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The cell's feature method on any inputs (e.g. the training set, for ROAR), by
-        default of the trained encoder."""
+        default of the trained encoder; ``labels`` (of ``inputs``) reach methods that need
+        them (COCOA's same-class corpus)."""
         encoder = trained.model.encoder.eval() if encoder is None else encoder
         # Seeded as in `explain` (the same draws: COCOA's corpus, RELAX's masks, as the
         # explanation being judged), and the metric's own draws go on afterwards.
         # With gradients even when the calling metric runs without them.
         with seeded(cell.attribution_seed), torch.enable_grad():
-            return self._feature_explainer(cell, encoder)(inputs)
+            return self._feature_explainer(cell, encoder)(inputs, labels)
 
     def _feature_explainer(
         self, cell: Cell, encoder: torch.nn.Module
-    ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The cell's feature or unit method on ``encoder``, prepared: inputs -> attributions
-        against the model entry's baseline, ``batch_size`` at a time."""
+    ) -> Callable[..., torch.Tensor]:
+        """The cell's feature or unit method on ``encoder``, prepared on the training set:
+        ``explain_all(inputs, labels=None)`` -> attributions against the model entry's
+        baseline, ``batch_size`` at a time. The labels go to methods that need them only."""
         data = self.dataset(cell.model.dataset)
         method = METHODS.get(cell.method.name)(encoder, **cell.method.params)
-        method.prepare(data.train_inputs)
+        method.prepare(data.train_inputs, data.train_labels)
         baseline = cell.model.baseline
         reference = baseline.reference(data.train_inputs, data.train_labels).to(self.device)
 
-        def explain_all(inputs: torch.Tensor) -> torch.Tensor:
+        def explain_all(inputs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
             inputs = inputs.to(self.device)
-            return in_batches(
-                lambda batch: method.attribute(inputs[batch], baseline(inputs[batch], reference)),
-                len(inputs),
-                self.suite.batch_size,
-            ).detach()
+            if labels is not None:
+                if len(labels) != len(inputs):
+                    raise ValueError(f"{len(labels)} labels for {len(inputs)} explained inputs")
+                labels = labels.to(self.device)
+
+            def attribute(batch: slice) -> torch.Tensor:
+                baselines = baseline(inputs[batch], reference)
+                if not method.needs_labels:
+                    return method.attribute(inputs[batch], baselines)
+                return method.attribute(
+                    inputs[batch], baselines, None if labels is None else labels[batch]
+                )
+
+            return in_batches(attribute, len(inputs), self.suite.batch_size).detach()
 
         return explain_all
 

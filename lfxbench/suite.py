@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lfxbench.baselines import Baseline
 from lfxbench.compare import Tolerances
+from lfxbench.datasets.splits import Resplit
 from lfxbench.errors import LfxbenchError, SuiteError, UnknownNameError
 from lfxbench.params import validate_params
 from lfxbench.recipe import Recipe
@@ -55,12 +56,40 @@ class Entry(_Strict):
         return {"name": self.name, "params": self.params}
 
 
+class DatasetEntry(Entry):
+    """A dataset of the catalogue; ``split`` re-draws its train and test sets."""
+
+    split: Resplit | None = None
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        if self.split is not None:
+            config["split"] = self.split.model_dump()
+        return config
+
+
+class ExampleProtocol(_Strict):
+    """Which examples example-importance methods see: balanced subsets (labels pick them).
+
+    ``null`` takes every example of the split.
+    """
+
+    n_corpus: int | None = Field(None, ge=1, description="training examples scored")
+    n_test: int | None = Field(None, ge=1, description="test examples explained")
+    subset_seed: int = 0
+
+
 class ModelEntry(Entry):
-    """A model of the zoo trained on one of the suite's datasets with a recipe."""
+    """A model of the zoo trained on one of the suite's datasets with a recipe.
+
+    ``examples`` replaces the suite's example protocol for this model (e.g. every test
+    example of a split too small to balance).
+    """
 
     dataset: str
     recipe: Recipe = Field(default_factory=Recipe)
     baseline: Baseline = Field(default_factory=Baseline)
+    examples: ExampleProtocol | None = None
 
     def config(self) -> dict[str, Any]:
         return {
@@ -79,14 +108,6 @@ class MetricEntry(Entry):
 
     def scores(self, model: ModelEntry) -> bool:
         return self.models is None or model.id in self.models
-
-
-class ExampleProtocol(_Strict):
-    """Which examples example-importance methods see: balanced subsets (labels pick them)."""
-
-    n_corpus: int | None = Field(None, ge=1, description="training examples scored")
-    n_test: int | None = Field(None, ge=1, description="test examples explained")
-    subset_seed: int = 0
 
 
 class Suite(_Strict):
@@ -116,7 +137,7 @@ class Suite(_Strict):
         "timings on a shared machine",
     )
     plugins: list[str] = Field(default_factory=list)
-    datasets: list[Entry] = Field(min_length=1)
+    datasets: list[DatasetEntry] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
     methods: list[Entry] = Field(min_length=1)
     metrics: list[MetricEntry] = Field(min_length=1)
@@ -131,8 +152,12 @@ class Suite(_Strict):
             raise ValueError("seeds must be distinct")
         return seeds
 
-    def dataset(self, dataset_id: str) -> Entry:
+    def dataset(self, dataset_id: str) -> DatasetEntry:
         return next(entry for entry in self.datasets if entry.id == dataset_id)
+
+    def examples_of(self, model: ModelEntry) -> ExampleProtocol:
+        """The example protocol of a model: its own, else the suite's."""
+        return model.examples or self.examples
 
     def model_config_of(self, model: ModelEntry) -> dict[str, Any]:
         """The model entry's full configuration, its dataset's included."""
@@ -226,7 +251,7 @@ class Cell:
         if self.suite.threads is not None:  # the cached seconds were timed with them
             payload["threads"] = self.suite.threads
         if self.method_kind == "example":
-            payload["examples"] = self.suite.examples.model_dump()
+            payload["examples"] = self.suite.examples_of(self.model).model_dump()
         return stable_hash(payload)
 
     @property
@@ -451,6 +476,57 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     return suite.model_copy(
         update={"datasets": datasets, "methods": methods, "metrics": metrics, "models": models}
     )
+
+
+def _baseline_text(baseline: Baseline) -> str:
+    if baseline.kind == "blur":
+        return f"blur(kernel_size={baseline.kernel_size}, sigma={baseline.sigma})"
+    if baseline.kind == "mean":
+        return "mean" + ("" if baseline.label is None else f"(label={baseline.label})")
+    return baseline.kind
+
+
+def _inline(params: dict[str, Any]) -> str:
+    def shown(value: Any) -> Any:
+        if isinstance(value, Baseline):
+            return _baseline_text(value)
+        if isinstance(value, BaseModel):
+            return value.model_dump()
+        return value
+
+    return ", ".join(f"{name}={shown(value)}" for name, value in params.items()) or "defaults"
+
+
+def describe_suite(suite: Suite) -> list[str]:
+    """The settings a suite runs, one line each, defaults filled in (``lfxbench validate``)."""
+    default_recipe = Recipe()
+    lines = [f"seeds {suite.seeds}, batch_size {suite.batch_size}, device {suite.device}"]
+    lines.append(f"examples: {_inline(suite.examples.model_dump())}")
+    for entry in suite.datasets:
+        split = f"; split: {entry.split.describe()}" if entry.split else ""
+        lines.append(f"dataset {entry.id}: {entry.name}({_inline(entry.params)}){split}")
+    for model in suite.models:
+        recipe = {
+            name: value
+            for name, value in model.recipe.model_dump().items()
+            if name == "objective" or value != getattr(default_recipe, name)
+        }
+        lines.append(
+            f"model {model.id}: {model.name}({_inline(model.params)}) on {model.dataset}; "
+            f"recipe {_inline(recipe)} (others: the defaults); "
+            f"baseline {_baseline_text(model.baseline)}"
+            + (f"; examples {_inline(model.examples.model_dump())}" if model.examples else "")
+        )
+    for method in suite.methods:
+        lines.append(f"method {method.id}: {method.name}({_inline(method.params)})")
+    for metric in suite.metrics:
+        params = {
+            name: ("the model's own" if name == "baseline" and value is None else value)
+            for name, value in metric.params.items()
+        }
+        only = f" on {', '.join(metric.models)}" if metric.models else ""
+        lines.append(f"metric {metric.id}: {metric.name}({_inline(params)}){only}")
+    return lines
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -1,7 +1,9 @@
-"""The model zoo's trainer: Adam, early stopping on a held-out split, periodic checkpoints."""
+"""The model zoo's trainer: Adam or SGD (optionally Nesterov, optionally on a cosine schedule),
+early stopping on a held-out split, periodic checkpoints."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,8 @@ class TrainingLog:
     best_epoch: int
     best_validation_loss: float
     history: list[dict[str, float]] = field(default_factory=list)
-    # (epoch, learning rate, state dict) every `checkpoint_every` epochs: TracIn's input.
+    # (epoch, learning rate, state dict) every `checkpoint_every` epochs: TracIn's input. The
+    # rate is the one of that epoch's steps (see `checkpoint_lr`).
     checkpoints: list[tuple[int, float, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -44,13 +47,58 @@ def split_for(n: int, recipe: Recipe, seed: int) -> tuple[torch.Tensor, torch.Te
     return order[n_validation:], order[:n_validation]
 
 
+def batch_starts(n: int, recipe: Recipe) -> list[int]:
+    """Where the training batches of an epoch over ``n`` examples start: with ``drop_last``
+    the last incomplete batch is left out; a later batch of a single example always is
+    (BatchNorm cannot train on one)."""
+    end = n - n % recipe.batch_size if recipe.drop_last else n
+    if recipe.drop_last and end == 0:
+        raise ValueError(
+            f"drop_last: the {n} training examples do not fill one batch of {recipe.batch_size}"
+        )
+    return [
+        start
+        for start in range(0, end, recipe.batch_size)
+        if start == 0 or min(recipe.batch_size, end - start) >= 2
+    ]
+
+
 def make_optimizer(parameters, recipe: Recipe) -> torch.optim.Optimizer:
     parameters = list(parameters)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(
-            parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+            parameters,
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+            nesterov=recipe.nesterov,
         )
     return torch.optim.Adam(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The recipe's schedule, to step after every optimizer step (None: a constant rate).
+
+    Cosine, as the SimCLR reference code anneals (per step, over the planned ``epochs``):
+    step ``t`` of ``T = epochs * steps_per_epoch`` runs at
+    ``min_lr + (lr - min_lr) * (1 + cos(pi * t / T)) / 2``, so the first at ``lr`` and the
+    last just above ``min_lr``.
+    """
+    if recipe.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=recipe.epochs * steps_per_epoch, eta_min=recipe.min_lr
+    )
+
+
+def checkpoint_lr(recipe: Recipe, step_lrs: list[float]) -> float:
+    """The learning rate recorded with an epoch's checkpoint: the mean of the rates that
+    epoch's optimizer steps ran at (``lr`` itself under the constant schedule)."""
+    if recipe.schedule == "constant" or not step_lrs:
+        return recipe.lr
+    return math.fsum(step_lrs) / len(step_lrs)
 
 
 def train_model(
@@ -69,6 +117,8 @@ def train_model(
     val_x, val_y = inputs[validation].to(device), labels[validation].to(device)
 
     optimizer = make_optimizer(model.parameters(), recipe)
+    starts = batch_starts(len(train_x), recipe)
+    scheduler = make_scheduler(optimizer, recipe, len(starts))
     # Mixed precision on CUDA only: bfloat16 needs no loss scaling and leaves CPU runs
     # (and the committed CPU leaderboards) bit-for-bit as they were.
     autocast = torch.autocast(
@@ -83,28 +133,30 @@ def train_model(
         # Drawn on the CPU generator: the same order on every device (and for side-by-side
         # training, which replays each seed's CPU stream).
         permutation = torch.randperm(len(train_x)).to(device)
-        running = 0.0
-        for start in range(0, len(train_x), recipe.batch_size):
+        running, seen, step_lrs = 0.0, 0, []
+        for start in starts:
             batch = permutation[start : start + recipe.batch_size]
-            if len(batch) < 2 and start > 0:  # BatchNorm cannot train on a single example
-                continue
             with autocast:
                 loss = model.loss(train_x[batch], train_y[batch], recipe).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            step_lrs.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             running += loss.item() * len(batch)
+            seen += len(batch)
         validation_loss = _mean_loss(model, val_x, val_y, recipe)
         log.history.append(
             {
                 "epoch": epoch,
-                "train_loss": running / len(train_x),
+                "train_loss": running / seen,
                 "validation_loss": validation_loss,
             }
         )
         log.epochs_run = epoch
         if epoch % recipe.checkpoint_every == 0:
-            log.checkpoints.append((epoch, recipe.lr, _cpu_state(model)))
+            log.checkpoints.append((epoch, checkpoint_lr(recipe, step_lrs), _cpu_state(model)))
         if validation_loss < best_loss:
             best_loss, best_epoch, best_state = validation_loss, epoch, _cpu_state(model)
         elif epoch - best_epoch >= recipe.patience:

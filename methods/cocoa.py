@@ -14,7 +14,7 @@ foil are never re-encoded inside the attribution.
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,10 @@ class ContrastiveCorpusAuxiliary(nn.Module):
     """``g(x~, u) = <f(x~) / |f(x~)|, u>`` with one direction ``u`` per explained example.
 
     ``u`` plays the part of the label-free auxiliary's reference latent, so every Captum
-    layout expands it with the inputs.
+    layout expands it with the inputs. The mean unit corpus and foil embeddings are one
+    shared row (``random``), one row per label of ``classes`` (``same_class``: picked by
+    the explicand's label), or, for the corpus, the mean of each explicand's nearest rows
+    of ``neighbour_pool`` (``neighbours``).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class ContrastiveCorpusAuxiliary(nn.Module):
         corpus_direction: torch.Tensor | None = None,
         neighbour_pool: torch.Tensor | None = None,
         corpus_size: int = 100,
+        classes: torch.Tensor | None = None,
     ):
         super().__init__()
         self.encoder = encoder
@@ -58,10 +62,35 @@ class ContrastiveCorpusAuxiliary(nn.Module):
         self.corpus_direction = corpus_direction
         self.neighbour_pool = neighbour_pool
         self.corpus_size = corpus_size
+        self.classes = classes  # sorted; row k of both directions belongs to label classes[k]
+
+    def class_rows(self, labels: torch.Tensor | None) -> torch.Tensor:
+        """The row of each explicand's label in the per-label directions."""
+        assert self.classes is not None
+        if labels is None:
+            raise ValueError(
+                "cocoa with corpus: same_class explains each example against training "
+                "examples of its label: it needs the explained examples' labels (or use "
+                "corpus: random or neighbours)"
+            )
+        labels = labels.to(self.classes)
+        rows = torch.searchsorted(self.classes, labels).clamp_max(len(self.classes) - 1)
+        unknown = self.classes[rows] != labels
+        if unknown.any():
+            raise ValueError(
+                f"cocoa with corpus: same_class: no training example has label "
+                f"{labels[unknown][0].item()!r}, so it has no corpus"
+            )
+        return rows
 
     @torch.no_grad()
-    def corpus_directions(self, inputs: torch.Tensor) -> torch.Tensor:
+    def corpus_directions(
+        self, inputs: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The mean unit corpus embedding of each explained example, ``[B, d]``."""
+        if self.classes is not None:
+            assert self.corpus_direction is not None
+            return self.corpus_direction[self.class_rows(labels)]
         if self.corpus_direction is not None:
             return self.corpus_direction.expand(len(inputs), -1)
         assert self.neighbour_pool is not None
@@ -70,8 +99,19 @@ class ContrastiveCorpusAuxiliary(nn.Module):
         return self.neighbour_pool[nearest.indices].mean(dim=1)
 
     @torch.no_grad()
-    def reference_latents(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.corpus_directions(inputs) - self.foil_direction
+    def foil_directions(
+        self, inputs: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The mean unit foil embedding of each explained example, ``[B, d]``."""
+        if self.classes is not None:
+            return self.foil_direction[self.class_rows(labels)]
+        return self.foil_direction.expand(len(inputs), -1)
+
+    @torch.no_grad()
+    def reference_latents(
+        self, inputs: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.corpus_directions(inputs, labels) - self.foil_directions(inputs, labels)
 
     def forward(self, inputs: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
         return (F.normalize(self.encoder(inputs).flatten(1), dim=1) * directions).sum(dim=1)
@@ -81,12 +121,23 @@ class ContrastiveCorpusAuxiliary(nn.Module):
 class Cocoa(FeatureMethod):
     """A label-free Captum method applied to COCOA's corpus-vs-foil similarity.
 
-    ``corpus``: ``random`` draws ``corpus_size`` training examples shared by every
-    explicand; ``neighbours`` takes each explicand's ``corpus_size`` nearest training
-    examples in the encoder's cosine geometry (a label-free stand-in for the authors'
-    same-class corpus). The foil is ``foil_size`` random training examples, disjoint from
-    a random corpus.
+    ``corpus``: ``same_class`` is the COCOA authors' protocol (their experiments: a corpus
+    of 100 training images of the explicand's class, a foil of 1,500 random training
+    images): per label, ``corpus_size`` random training examples with that label, shared
+    by every explicand of the label, and a foil of ``foil_size`` random training examples
+    outside that corpus. The foil is not restricted to other labels: the lecture slides
+    say only "Randomly sampled images from training set", and the authors' code
+    (``scripts/attribute.py``) draws the foil from everything left once the explicands and
+    the corpus are set aside, same-class examples included; we do the same. It needs the
+    training labels in ``prepare`` and the explicands' labels in ``attribute``, so it is
+    not label-free. ``random`` draws ``corpus_size`` training examples shared by every
+    explicand, with a disjoint random foil; ``neighbours`` takes each explicand's
+    ``corpus_size`` nearest training examples in the encoder's cosine geometry (a
+    label-free stand-in for the same-class corpus), with a random foil.
     """
+
+    # Only the same-class corpus uses them; the others ignore them.
+    needs_labels: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -94,7 +145,7 @@ class Cocoa(FeatureMethod):
         base: Literal["saliency", "integrated_gradients", "gradient_shap", "deeplift"] = (
             "integrated_gradients"
         ),
-        corpus: Literal["random", "neighbours"] = "random",
+        corpus: Literal["same_class", "neighbours", "random"] = "same_class",
         corpus_size: Annotated[int, Field(ge=1)] = 100,
         foil_size: Annotated[int, Field(ge=1)] = 1500,
         n_steps: Annotated[int, Field(ge=1)] = 50,
@@ -107,28 +158,80 @@ class Cocoa(FeatureMethod):
         options = {"n_steps": n_steps, "n_samples": n_samples}
         self.base = base_class(encoder, **{k: v for k, v in options.items() if k in accepted})
         self.corpus, self.corpus_size, self.foil_size = corpus, corpus_size, foil_size
+        # same_class: the training indices of each label's corpus and foil, for inspection.
+        self.draws: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.prepared = False
 
-    def prepare(self, train_inputs: torch.Tensor) -> None:
-        order = torch.randperm(len(train_inputs))
-        if self.corpus == "random":
-            corpus_size = min(self.corpus_size, len(train_inputs) - 1)
-            corpus, foil = order[:corpus_size], order[corpus_size:][: self.foil_size]
-            corpus_direction = unit_embeddings(self.encoder, train_inputs[corpus]).mean(dim=0)
-            pool = None
+    def prepare(self, train_inputs: torch.Tensor, train_labels: torch.Tensor | None = None) -> None:
+        if self.corpus == "same_class":
+            auxiliary = self.same_class_auxiliary(train_inputs, train_labels)
         else:
-            foil = order[: self.foil_size]
-            corpus_direction = None
-            pool = unit_embeddings(self.encoder, train_inputs)
-        foil_direction = unit_embeddings(self.encoder, train_inputs[foil]).mean(dim=0)
-        self.base.explain_function(
-            ContrastiveCorpusAuxiliary(
+            order = torch.randperm(len(train_inputs))
+            if self.corpus == "random":
+                corpus_size = min(self.corpus_size, len(train_inputs) - 1)
+                corpus, foil = order[:corpus_size], order[corpus_size:][: self.foil_size]
+                corpus_direction = unit_embeddings(self.encoder, train_inputs[corpus]).mean(0)
+                pool = None
+            else:
+                foil = order[: self.foil_size]
+                corpus_direction = None
+                pool = unit_embeddings(self.encoder, train_inputs)
+            foil_direction = unit_embeddings(self.encoder, train_inputs[foil]).mean(dim=0)
+            auxiliary = ContrastiveCorpusAuxiliary(
                 self.encoder, foil_direction, corpus_direction, pool, self.corpus_size
             )
-        )
+        self.base.explain_function(auxiliary)
         self.prepared = True
 
-    def attribute(self, inputs: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
+    def same_class_auxiliary(
+        self, train_inputs: torch.Tensor, train_labels: torch.Tensor | None
+    ) -> ContrastiveCorpusAuxiliary:
+        """Per label: the mean unit embedding of a random corpus of that label and of a
+        random foil outside that corpus."""
+        if train_labels is None:
+            raise ValueError(
+                "cocoa with corpus: same_class picks each label's corpus among the training "
+                "examples of that label: prepare needs the training labels (or use corpus: "
+                "random or neighbours)"
+            )
+        train_labels = train_labels.cpu()
+        classes = train_labels.unique()  # sorted
+        corpus_directions, foil_directions = [], []
+        self.draws = {}
+        for label in classes:
+            members = (train_labels == label).nonzero().flatten()
+            corpus = members[torch.randperm(len(members))[: self.corpus_size]]
+            outside = torch.ones(len(train_labels), dtype=torch.bool)
+            outside[corpus] = False
+            others = outside.nonzero().flatten()
+            foil = others[torch.randperm(len(others))[: self.foil_size]]
+            self.draws[int(label)] = (corpus, foil)
+            corpus_directions.append(unit_embeddings(self.encoder, train_inputs[corpus]).mean(0))
+            # A label that holds the whole training set leaves no foil: no contrast (zero).
+            foil_directions.append(
+                unit_embeddings(self.encoder, train_inputs[foil]).mean(0)
+                if len(foil)
+                else torch.zeros_like(corpus_directions[-1])
+            )
+        corpus_direction = torch.stack(corpus_directions)
+        return ContrastiveCorpusAuxiliary(
+            self.encoder,
+            torch.stack(foil_directions),
+            corpus_direction,
+            corpus_size=self.corpus_size,
+            classes=classes.to(corpus_direction.device),
+        )
+
+    def attribute(
+        self, inputs: torch.Tensor, baselines: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if not self.prepared:
-            raise RuntimeError("cocoa picks its corpus and foil in prepare(train_inputs) first")
-        return self.base.attribute(inputs, baselines)
+            raise RuntimeError(
+                "cocoa picks its corpus and foil in prepare(train_inputs, train_labels) first"
+            )
+        # The base method's own `attribute` asks the auxiliary for directions from the
+        # inputs alone; a same-class corpus also needs the labels, so COCOA hands the
+        # directions to the base's Captum call itself.
+        directions = self.base.auxiliary.reference_latents(inputs, labels)
+        inputs = inputs.detach().requires_grad_()  # Captum warns when it must do this itself
+        return self.base.captum_attribute(inputs, baselines, (directions,)).detach()

@@ -10,23 +10,22 @@ from pydantic import Field
 
 from lfxbench.baselines import Baseline
 from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.ranking import FeatureUnit, RankBy, counts_of, feature_ranks, top_masks
 from lfxbench.registry import register_metric
 
 PAPER_FRACTIONS = (0.05, 0.1, 0.2, 0.5, 0.8, 1.0)
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
-def feature_ranks(attributions: torch.Tensor) -> torch.Tensor:
-    """Rank of every feature of every example, 0 for the most important: ``[B, D]``."""
-    flat = attributions.flatten(1)
-    order = flat.argsort(dim=1, descending=True, stable=True)
-    positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
-    return torch.empty_like(order).scatter_(1, order, positions)
-
-
 @register_metric("latent_shift")
 class LatentShift(Metric):
-    """Mask the top-M% features with a baseline; how far does the latent vector move?"""
+    """Mask the top-M% features with a baseline; how far does the latent vector move?
+
+    Features are ranked as the paper's reference code ranks them (``rank_by: absolute``,
+    ``unit: pixel``: |attribution| summed over channels, whole pixels or time steps
+    masked, M % of the pixels); see :mod:`lfxbench.ranking` for the alternatives. The
+    baseline is the model's own unless ``baseline`` is given.
+    """
 
     explains = "feature"
     direction = "higher"
@@ -36,31 +35,33 @@ class LatentShift(Metric):
         fractions: Annotated[tuple[Fraction, ...], Field(min_length=1)] = PAPER_FRACTIONS,
         baseline: Baseline | None = None,
         distance: Literal["squared", "euclidean"] = "squared",
+        rank_by: RankBy = "absolute",
+        unit: FeatureUnit = "pixel",
     ):
         self.fractions = sorted(fractions)
         self.baseline = baseline
         self.distance = distance
+        self.rank_by = rank_by
+        self.unit = unit
 
     def shift(self, latents: torch.Tensor, masked_latents: torch.Tensor) -> torch.Tensor:
         squared = (masked_latents - latents).pow(2).sum(dim=-1)
         return squared if self.distance == "squared" else squared.sqrt()
 
     def evaluate(self, context: EvaluationContext) -> MetricResult:
-        n_features = context.inputs[0].numel()
-        counts = torch.tensor(
-            [round(fraction * n_features) for fraction in self.fractions], device=context.device
-        )
+        input_shape = tuple(context.inputs.shape[1:])
+        counts = torch.tensor(counts_of(self.fractions, input_shape, self.unit))
         shifts, full_shifts = [], []
         # Each chunk of examples is masked at every fraction at once: one forward pass of
         # len(fractions) x chunk inputs.
         chunk = max(1, context.batch_size // len(self.fractions))
         for start in range(0, len(context.inputs), chunk):
             inputs = context.inputs[start : start + chunk]
-            ranks = feature_ranks(context.attributions[start : start + chunk])
+            attributions = context.attributions[start : start + chunk]
+            ranks = feature_ranks(attributions, self.rank_by, self.unit)
             baselines = context.baseline_of(inputs, self.baseline)
-            masks = ranks.unsqueeze(0) < counts.view(-1, 1, 1)  # [K, B, D]
-            masked = torch.where(masks, baselines.flatten(1), inputs.flatten(1))
-            masked = masked.reshape(-1, *inputs.shape[1:])
+            masks = top_masks(ranks, counts, input_shape, self.unit)  # [K, B, *input_shape]
+            masked = torch.where(masks, baselines, inputs).reshape(-1, *input_shape)
             latents = context.encode(inputs)
             masked_latents = context.encode(masked).view(len(counts), len(inputs), -1)
             shifts.append(self.shift(latents, masked_latents))

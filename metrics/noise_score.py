@@ -53,7 +53,9 @@ class NoiseScore(Metric):
         batch = len(context.inputs)
         # Real-vs-noise and the noise-vs-noise reference: one explanation pass.
         noise = uniform_noise(context.inputs, 2 * batch)
-        explained = context.explain(noise).to(context.attributions.device)
+        # Each noise input stands in for a real one: it is explained with that one's label.
+        labels = context.labels.repeat(2)
+        explained = context.explain(noise, labels).to(context.attributions.device)
         if explained.shape != noise.shape:
             raise ValueError(
                 f"noise_score needs maps shaped like the inputs, got {tuple(explained.shape)} "

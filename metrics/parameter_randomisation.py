@@ -52,9 +52,10 @@ class ModelParameterRandomisation(Metric):
 
         def explain(model: SimilarityHead, inputs: np.ndarray, targets: Any, **kwargs: Any):
             # Quantus passes the head itself (original or a randomised deep copy): explain its
-            # encoder.
+            # encoder. Row i of `inputs` is the head's reference `targets[i]`.
             batch = torch.from_numpy(inputs).to(context.device, context.inputs.dtype)
-            return explain_with(model.encoder, batch).float().cpu().numpy()
+            labels = model.labels[torch.as_tensor(targets, device=model.labels.device)]
+            return explain_with(model.encoder, batch, labels).float().cpu().numpy()
 
         metric = quantus.MPRT(
             similarity_func=SIMILARITIES[self.similarity],

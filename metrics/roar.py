@@ -10,26 +10,36 @@ from pydantic import Field
 
 from lfxbench.baselines import Baseline
 from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.metrics.latent_shift import feature_ranks
+from lfxbench.ranking import FeatureUnit, RankBy, counts_of, feature_ranks, top_masks
 from lfxbench.registry import register_metric
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 
 def remove_top(
-    inputs: torch.Tensor, ranks: torch.Tensor, baselines: torch.Tensor, fraction: float
+    inputs: torch.Tensor,
+    ranks: torch.Tensor,
+    baselines: torch.Tensor,
+    fraction: float,
+    unit: FeatureUnit = "pixel",
 ) -> torch.Tensor:
-    """``inputs`` with each example's top ``fraction`` of features (by their attribution
-    ``ranks``, :func:`feature_ranks`) replaced by the baseline."""
-    count = round(fraction * inputs[0].numel())
-    removed = ranks < count
-    flat = torch.where(removed, baselines.flatten(1), inputs.flatten(1))
-    return flat.view_as(inputs)
+    """``inputs`` with each example's top ``fraction`` of units (by their attribution
+    ``ranks``, :func:`lfxbench.ranking.feature_ranks` of the same ``unit``) replaced by the
+    baseline."""
+    input_shape = tuple(inputs.shape[1:])
+    counts = torch.tensor(counts_of([fraction], input_shape, unit))
+    removed = top_masks(ranks, counts, input_shape, unit)[0]
+    return torch.where(removed, baselines, inputs)
 
 
 @register_metric("roar")
 class Roar(Metric):
-    """Remove each training image's top-k% features, retrain, and measure the test loss."""
+    """Remove each training image's top-k% features, retrain, and measure the test loss.
+
+    Features are ranked as in ``latent_shift`` (the paper's: |attribution| per pixel or
+    time step, whole pixels removed; ``rank_by`` / ``unit`` choose the alternatives of
+    :mod:`lfxbench.ranking`); the baseline is the model's own unless ``baseline`` is given.
+    """
 
     explains = "feature"
     direction = "higher"  # removing truly important features should hurt the most
@@ -38,12 +48,16 @@ class Roar(Metric):
         self,
         fractions: Annotated[tuple[Fraction, ...], Field(min_length=1)] = (0.1, 0.3, 0.5),
         baseline: Baseline | None = None,
+        rank_by: RankBy = "absolute",
+        unit: FeatureUnit = "pixel",
     ):
         # The retrained model is scored on the clean test set with the model's own loss: an
         # autoencoder that never saw the removed features cannot reconstruct them, while on
         # equally ablated test images the task would only get easier.
         self.fractions = sorted(fractions)
         self.baseline = baseline
+        self.rank_by = rank_by
+        self.unit = unit
 
     @torch.no_grad()
     def test_loss(self, model, context: EvaluationContext) -> float:
@@ -66,12 +80,14 @@ class Roar(Metric):
                 "model and its training inputs"
             )
         train_inputs = context.train_inputs.to(context.device)
-        ranks = feature_ranks(context.explain(train_inputs))
+        ranks = feature_ranks(
+            context.explain(train_inputs, context.train_labels), self.rank_by, self.unit
+        )
         baselines = context.baseline_of(train_inputs, self.baseline)
         reference = self.test_loss(context.model, context)
         increases = []
         for fraction in self.fractions:
-            ablated = remove_top(train_inputs, ranks, baselines, fraction)
+            ablated = remove_top(train_inputs, ranks, baselines, fraction, self.unit)
             retrained = context.retrain(ablated, f"roar-{fraction:g}")
             increases.append(self.test_loss(retrained, context) - reference)
         area = np.trapezoid(np.r_[0.0, increases], np.r_[0.0, self.fractions])

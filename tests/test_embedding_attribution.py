@@ -22,7 +22,7 @@ def context(
     inputs: torch.Tensor,
     attributions: torch.Tensor,
     kind: str = "feature",
-    explain: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    explain: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
 ) -> EvaluationContext:
     return EvaluationContext(
         encoder=nn.Identity(),
@@ -161,7 +161,7 @@ def test_noise_score_known_answers():
     inputs = torch.rand(3, 1, 4, 4)
     fixed = torch.rand(1, 4, 4)
 
-    def ignore_input(batch: torch.Tensor) -> torch.Tensor:
+    def ignore_input(batch: torch.Tensor, labels=None) -> torch.Tensor:
         return fixed.expand_as(batch).clone()
 
     noise_score = METRICS.get("noise_score")()
@@ -173,7 +173,7 @@ def test_noise_score_known_answers():
     binary = torch.zeros(3, 1, 4, 4)
     binary[:, :, :2] = 1.0  # a min and a max, so normalising keeps it binary
     complement = METRICS.get("noise_score")()(
-        context(inputs, binary, explain=lambda batch: 1.0 - binary[:1].expand_as(batch))
+        context(inputs, binary, explain=lambda batch, labels: 1.0 - binary[:1].expand_as(batch))
     )
     assert complement.value == pytest.approx(1.0)
 
@@ -182,7 +182,7 @@ def test_noise_score_known_answers():
     inputs = torch.rand(4, 1, 28, 28) * 2 - 1
     seen = []
 
-    def identity(batch: torch.Tensor) -> torch.Tensor:
+    def identity(batch: torch.Tensor, labels=None) -> torch.Tensor:
         seen.append(batch)
         return batch.clone()
 
@@ -213,6 +213,24 @@ def test_variance_score_known_answers():
     assert result.samples["per-example variance score"] == pytest.approx([0.25, 0.25])
 
 
+def test_variance_score_binarises_the_normalised_maps_at_the_threshold():
+    # Two units over four pixels, already spanning [0, 1] (the affine map is normalised
+    # away): unit 0 = (0, 0.4, 0.6, 1), unit 1 = its mirror.
+    ramp = torch.tensor([0.0, 0.4, 0.6, 1.0]).view(1, 1, 1, 2, 2)
+    maps = torch.cat([ramp, 1.0 - ramp], dim=1) * 3.0 + 1.0  # [B=1, d=2, C=1, 2, 2]
+    inputs = torch.zeros(1, 1, 2, 2)
+    # At 0.5 the units are (0, 0, 1, 1) and (1, 1, 0, 0): on/off everywhere, the bound.
+    binarised = METRICS.get("variance_score")()(context(inputs, maps, kind="unit"))
+    assert binarised.value == pytest.approx(0.25)
+    # At 0.7 only the corners are on, one unit each: (0.25 + 0 + 0 + 0.25) / 4.
+    strict = METRICS.get("variance_score")(threshold=0.7)(context(inputs, maps, kind="unit"))
+    assert strict.value == pytest.approx(0.125)
+    # Continuous: the variance of two values a, 1 - a is (a - 1/2)^2, mean over pixels
+    # (0.25 + 0.01 + 0.01 + 0.25) / 4.
+    continuous = METRICS.get("variance_score")(binarise=False)
+    assert continuous(context(inputs, maps, kind="unit")).value == pytest.approx(0.13)
+
+
 def test_methods_and_scores_run_on_the_zoo_mnist_encoder():
     torch.manual_seed(0)
     encoder = MODELS.get("mnist_autoencoder")().encoder.eval()
@@ -225,7 +243,7 @@ def test_methods_and_scores_run_on_the_zoo_mnist_encoder():
         assert 0.0 <= variance.value <= 0.25
         method = METHODS.get("embedding_attribution")(encoder, attribution=attribution)
 
-        def explain(batch: torch.Tensor, method=method) -> torch.Tensor:
+        def explain(batch: torch.Tensor, labels=None, method=method) -> torch.Tensor:
             return method.attribute(batch, batch)
 
         embedding = explain(inputs)

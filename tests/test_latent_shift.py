@@ -11,7 +11,8 @@ from torch import nn
 
 from lfxbench.baselines import Baseline
 from lfxbench.evaluation import EvaluationContext
-from lfxbench.metrics.latent_shift import PAPER_FRACTIONS, LatentShift, feature_ranks
+from lfxbench.metrics.latent_shift import PAPER_FRACTIONS, LatentShift
+from lfxbench.ranking import feature_ranks, top_masks
 from lfxbench.registry import METHODS, METRICS
 
 DTYPE = torch.float64
@@ -72,19 +73,42 @@ def random_attributions(encoder, inputs) -> torch.Tensor:
 # --------------------------------------------------------------------------- ranks
 
 
-def test_feature_ranks_gives_rank_zero_to_the_largest_attribution():
+def test_feature_ranks_gives_rank_zero_to_the_largest_absolute_attribution():
     attributions = torch.tensor([[0.1, 0.9, 0.5, -1.0], [3.0, -2.0, 7.0, 0.0]])
-    assert feature_ranks(attributions).tolist() == [[2, 0, 1, 3], [1, 3, 0, 2]]
+    assert feature_ranks(attributions).tolist() == [[3, 1, 2, 0], [1, 2, 0, 3]]
+    assert feature_ranks(attributions, rank_by="signed").tolist() == [
+        [2, 0, 1, 3],
+        [1, 3, 0, 2],
+    ]
 
 
-def test_feature_ranks_flattens_the_feature_axes_and_breaks_ties_by_position():
+def test_feature_ranks_sum_the_channels_of_a_pixel_and_break_ties_by_position():
     attributions = torch.tensor([[[[1.0, 5.0], [1.0, 0.0]]]])  # [1, 1, 2, 2]
     ranks = feature_ranks(attributions)
     assert ranks.shape == (1, 4)
     assert ranks.tolist() == [[1, 0, 2, 3]]
-    # A permutation of 0..D-1 in every row.
+    # Three channels, two pixels: pixel 0 has |a| summing to 6, pixel 1 to 5, though
+    # pixel 1 holds the largest single element.
+    rgb = torch.tensor([[[2.0, 5.0], [-2.0, 0.0], [2.0, 0.0]]])  # [1, C=3, T=2]
+    assert feature_ranks(rgb).tolist() == [[0, 1]]
+    assert feature_ranks(rgb, unit="element").tolist() == [[1, 0, 2, 4, 3, 5]]
+    # A permutation of 0..n_units-1 in every row.
     many = feature_ranks(torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(4)))
-    assert torch.equal(many.sort(dim=1).values, torch.arange(12).expand(5, 12))
+    assert torch.equal(many.sort(dim=1).values, torch.arange(4).expand(5, 4))
+    elements = feature_ranks(
+        torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(4)), unit="element"
+    )
+    assert torch.equal(elements.sort(dim=1).values, torch.arange(12).expand(5, 12))
+
+
+def test_top_masks_cover_every_channel_of_a_masked_pixel():
+    attributions = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(5))
+    ranks = feature_ranks(attributions)
+    masks = top_masks(ranks, torch.tensor([0, 4, 16]), (3, 4, 4))
+    assert masks.shape == (3, 2, 3, 4, 4)
+    assert torch.equal(masks[:, :, 0], masks[:, :, 1])
+    assert torch.equal(masks[:, :, 0], masks[:, :, 2])
+    assert masks[:, :, 0].flatten(2).sum(dim=2).tolist() == [[0, 0], [4, 4], [16, 16]]
 
 
 # --------------------------------------------------------------------------- pixel flipping
@@ -120,9 +144,52 @@ def test_an_adversarial_ranking_scores_below_random():
     """The metric can fail a method: ranking the informative pixels last scores lowest."""
     encoder, inputs = InformativePixels(), toy_inputs()
     metric = LatentShift()
-    worst = metric(context(encoder, inputs, -oracle_attributions(inputs)))
+    worst = metric(context(encoder, inputs, 1.1 - oracle_attributions(inputs)))
     random = metric(context(encoder, inputs, random_attributions(encoder, inputs)))
     assert worst.value < random.value
+    # Ranked by sign, negating the oracle puts the informative pixels last too.
+    signed = LatentShift(rank_by="signed")
+    assert signed(context(encoder, inputs, -oracle_attributions(inputs))).value < random.value
+
+
+def test_negated_attributions_score_exactly_the_same_under_the_default_ranking():
+    encoder, inputs = InformativePixels(), toy_inputs()
+    ig = METHODS.get("integrated_gradients")(encoder, n_steps=8).attribute(
+        inputs, torch.zeros_like(inputs)
+    )
+    metric = LatentShift()
+    as_is, negated = metric(context(encoder, inputs, ig)), metric(context(encoder, inputs, -ig))
+    assert negated.value == as_is.value
+    assert negated.curve == as_is.curve
+    signed = LatentShift(rank_by="signed")
+    assert signed(context(encoder, inputs, -ig)).value < signed(context(encoder, inputs, ig)).value
+
+
+class ChannelSum(nn.Module):
+    """``f(x) = x summed over channels, flattened``: one latent unit per pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=1).flatten(1)
+
+
+def test_a_three_channel_image_masks_whole_pixels_and_counts_pixels():
+    inputs = torch.ones(1, 3, 4, 5, dtype=DTYPE)  # 20 pixels, 60 elements
+    attributions = torch.rand(inputs.shape, generator=torch.Generator().manual_seed(7))
+    attributions = attributions.to(DTYPE)
+    encoder = ChannelSum()
+    result = LatentShift(fractions=(0.1, 0.5, 1.0))(context(encoder, inputs, attributions))
+    # A masked pixel loses all 3 channels: its latent unit drops by 3, a squared shift of 9.
+    # 10 % of 20 pixels is 2 pixels; 50 % is 10.
+    assert result.curve[1] == pytest.approx((0.1, 2 * 9.0))
+    assert result.curve[2] == pytest.approx((0.5, 10 * 9.0))
+    assert result.curve[3] == pytest.approx((1.0, 20 * 9.0))
+    # Counting elements masks 10 % of 60 = 6 single channels instead.
+    elements = LatentShift(fractions=(0.1, 1.0), unit="element")
+    by_element = elements(context(encoder, inputs, attributions))
+    top_six = attributions.flatten().argsort(descending=True)[:6]
+    pixels_hit = torch.zeros(20, dtype=DTYPE)
+    pixels_hit.index_add_(0, top_six % 20, torch.ones(6, dtype=DTYPE))
+    assert by_element.curve[1] == pytest.approx((0.1, pixels_hit.pow(2).sum().item()))
 
 
 def test_curve_shape_and_full_mask_value():
@@ -161,7 +228,7 @@ def test_latent_shift_known_answer_on_one_example():
     ctx.train_mean = train_mean
     result = LatentShift(fractions=(0.5, 1.0))(ctx)
 
-    top_half = attributions.flatten().argsort(descending=True)[:32]
+    top_half = attributions.abs().flatten().argsort(descending=True)[:32]
     masked = inputs.flatten().clone()
     masked[top_half] = 0.25
     latent = encoder(inputs)

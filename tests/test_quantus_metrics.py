@@ -222,11 +222,11 @@ def test_localisation_without_masks_says_how_to_restrict_the_metric(name):
 # --------------------------------------------------------------------------- randomisation
 
 
-def saliency(encoder: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+def saliency(encoder: nn.Module, inputs: torch.Tensor, labels=None) -> torch.Tensor:
     return LabelFreeSaliency(encoder).attribute(inputs, torch.zeros_like(inputs))
 
 
-def fixed_map(encoder: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+def fixed_map(encoder: nn.Module, inputs: torch.Tensor, labels=None) -> torch.Tensor:
     """A method that ignores the model."""
     pattern = torch.rand(SHAPE, generator=torch.Generator().manual_seed(5))
     return pattern.expand_as(inputs).clone()

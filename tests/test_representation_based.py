@@ -66,6 +66,28 @@ def test_deep_knn_scores_are_inverse_latent_distances(setup):
     assert scores("deep_knn", encoder, with_copy, test[:1]).argmax().item() == 20
 
 
+def test_deep_knn_squared_kernel_is_the_square_of_the_inverse_distances():
+    # Latents are the inputs: from (0, 1) the corpus lies at distances 1, sqrt(18), sqrt(2).
+    corpus = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]], dtype=torch.float64)
+    test = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    inverse = scores("deep_knn", nn.Identity(), corpus, test, epsilon=0.0)
+    squared = scores(
+        "deep_knn", nn.Identity(), corpus, test, kernel="inverse_squared_distance", epsilon=0.0
+    )
+    expected = torch.tensor([[1.0, 1 / 18, 1 / 2]], dtype=torch.float64)
+    torch.testing.assert_close(squared, expected)
+    torch.testing.assert_close(inverse, expected.sqrt())
+    torch.testing.assert_close(squared, inverse.square())
+
+
+def test_deep_knn_kernels_rank_every_row_alike(setup):
+    encoder, corpus, test, _ = setup
+    inverse = scores("deep_knn", encoder, corpus, test)
+    squared = scores("deep_knn", encoder, corpus, test, kernel="inverse_squared_distance")
+    assert torch.equal(inverse.argsort(dim=1), squared.argsort(dim=1))
+    assert not torch.allclose(inverse, squared)  # the same order, not the same scores
+
+
 @pytest.mark.parametrize("name", ["deep_knn", "simplex"])
 def test_invariant_under_an_orthogonal_map_of_the_latent_space(setup, name):
     encoder, corpus, test, rotation = setup

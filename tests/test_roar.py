@@ -10,8 +10,8 @@ import pytest
 import torch
 from suite_runs import run
 
-from lfxbench.metrics.latent_shift import feature_ranks
 from lfxbench.metrics.roar import remove_top
+from lfxbench.ranking import feature_ranks
 
 DATA = Path(__file__).parent / "data"
 
@@ -21,6 +21,16 @@ def test_remove_top_replaces_the_highest_ranked_features_by_the_baseline():
     attributions = torch.tensor([[0.1, 0.9, 0.5, 0.0], [3.0, 2.0, 1.0, 0.0]])
     removed = remove_top(inputs, feature_ranks(attributions), torch.zeros_like(inputs), 0.5)
     assert removed.tolist() == [[1.0, 0.0, 0.0, 4.0], [0.0, 0.0, 7.0, 8.0]]
+
+
+def test_remove_top_removes_whole_pixels_and_counts_pixels():
+    inputs = torch.ones(1, 3, 2, 2)
+    attributions = torch.zeros(1, 3, 2, 2)
+    attributions[0, 2, 1, 0] = -5.0  # one channel of one pixel carries the attribution
+    attributions[0, 0, 0, 1] = 1.0
+    removed = remove_top(inputs, feature_ranks(attributions), torch.zeros_like(inputs), 0.5)
+    # 50 % of 4 pixels: the two attributed ones, every channel of each.
+    assert removed[0].sum(dim=0).tolist() == [[3.0, 0.0], [0.0, 3.0]]
 
 
 @pytest.mark.slow

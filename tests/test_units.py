@@ -57,6 +57,53 @@ def test_unit_pearson_of_identical_units_is_one_and_of_opposite_units_minus_one(
     assert METRICS.get("unit_pearson")()(context(opposite)).value == pytest.approx(-1.0)
 
 
+def test_pooled_unit_pearson_weighs_the_larger_example_and_per_example_does_not():
+    # Two units alike within each example, but unit 0 ten times larger in example 2: each
+    # example alone correlates perfectly; pooled over (example, feature) entries the unit
+    # maps are x = (0, 1, 0, 10) and y = (0, 1, 0, 1), r = 5.5 / sqrt(70.75).
+    attributions = torch.tensor([[[0.0, 1.0], [0.0, 1.0]], [[0.0, 10.0], [0.0, 1.0]]])
+    per_example = METRICS.get("unit_pearson")(pooling="per_example")(context(attributions))
+    assert per_example.value == pytest.approx(1.0)
+    assert per_example.samples["per-example unit pearson"] == pytest.approx([1.0, 1.0])
+    pooled = METRICS.get("unit_pearson")()(context(attributions))
+    assert pooled.value == pytest.approx(5.5 / math.sqrt(70.75))
+    assert pooled.samples["per-pair unit pearson"] == pytest.approx([5.5 / math.sqrt(70.75)] * 2)
+
+
+def test_pooled_unit_pearson_averages_pairs_of_distinct_units():
+    # Three units over two examples of two features; pooled entries:
+    # u0 = (1, 0, 1, 0), u1 = -u0 (r = -1 with u0), u2 = (1, 1, 0, 0) (r = 0 with both).
+    u0 = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    u2 = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    attributions = torch.stack([u0, -u0, u2], dim=1)  # [B=2, d=3, F=2]
+    result = METRICS.get("unit_pearson")()(context(attributions))
+    assert result.value == pytest.approx((2 * -1.0 + 4 * 0.0) / 6, abs=1e-12)
+    assert sorted(result.samples["per-pair unit pearson"]) == pytest.approx(
+        [-1.0, -1.0, 0.0, 0.0, 0.0, 0.0], abs=1e-12
+    )
+
+
+def test_pooled_unit_pearson_leaves_out_and_counts_the_pairs_of_a_constant_unit():
+    varying = torch.tensor([[[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]]])  # unit 2 is all zeros
+    result = METRICS.get("unit_pearson")()(context(varying))
+    assert result.value == pytest.approx(1.0)
+    assert result.details["undefined_pairs"] == 4
+
+
+def test_pooled_entropy_weighs_examples_by_their_salient_features():
+    # Example 1: one salient feature shared by both units (entropy log 2); example 2: three
+    # salient features each explained by unit 0 alone (entropy 0). Per example: the mean of
+    # log 2 and 0; pooled over the four salient (example, feature) pairs: log 2 / 4.
+    attributions = torch.zeros(2, 2, 4)
+    attributions[0, :, 0] = 1.0
+    attributions[1, 0, :3] = torch.tensor([1.0, 2.0, 3.0])
+    pooled = METRICS.get("attribution_entropy")()(context(attributions))
+    assert pooled.value == pytest.approx(math.log(2) / 4)
+    assert pooled.samples["per-example entropy"] == pytest.approx([math.log(2), 0.0])
+    per_example = METRICS.get("attribution_entropy")(pooling="per_example")
+    assert per_example(context(attributions)).value == pytest.approx(math.log(2) / 2)
+
+
 def test_unit_metric_rejects_feature_shaped_attributions():
     with pytest.raises(ValueError, match="unit attributions"):
         METRICS.get("unit_pearson")()(

@@ -248,6 +248,7 @@ def ecg_procedural(
     seed: int = 0,
     normal_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = ECG5000_NORMAL_FRACTION,
     normalize: bool = True,
+    binary: bool = False,
 ) -> DatasetSplits:
     """Synthetic single heartbeats [1, 140] (P-QRS-T Gaussian model), not ECG5000; offline.
 
@@ -258,11 +259,14 @@ def ecg_procedural(
     abnormal kinds share the rest equally (``normal_fraction=0.2`` balances all five); both
     splits have these proportions exactly. Beats are R-peak aligned (R at index 42) and
     z-normalised per beat like the UCR archive (``normalize=False`` keeps millivolt-like
-    units). Deterministic from ``seed``.
+    units). ``binary=True`` maps the labels to 0 = normal, 1 = abnormal, as ``ecg5000``
+    does. Deterministic from ``seed``.
     """
     generator = torch.Generator().manual_seed(seed)
     train = _procedural_split(n_train, normal_fraction, generator, normalize)
     test = _procedural_split(n_test, normal_fraction, generator, normalize)
+    if binary:
+        train, test = [(beats, (labels != 1).to(torch.int64)) for beats, labels in (train, test)]
     return DatasetSplits(
         *train,
         *test,

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 @dataclass
@@ -54,13 +55,25 @@ def balanced_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Ten
     """Indices of ``n`` examples with (as near as possible) equal counts per label.
 
     The paper's example-importance protocol: e.g. 1,000 examples, 100 per class. Labels
-    only choose the subset. ``None`` (or ``n`` >= all) keeps every example, in order.
+    only choose the subset. ``None`` keeps every example, in order. A subset that the
+    labels cannot balance (a class with fewer examples than its share, or ``n`` larger
+    than the split) is an error naming the counts, never a quietly unbalanced subset.
     """
-    if n is None or n >= len(labels):
+    if n is None:
         return torch.arange(len(labels))
+    classes, counts = labels.unique(return_counts=True)
+    share = n // len(classes)
+    if n > len(labels) or int(counts.min()) < share:
+        pairs = zip(classes.tolist(), counts.tolist(), strict=True)
+        per_label = ", ".join(f"{label}: {count}" for label, count in pairs)
+        raise ValueError(
+            f"a balanced subset of {n} examples needs {share} of "
+            f"each of the {len(classes)} labels, but the split has {len(labels)} examples "
+            f"(label: count {per_label}); ask for at most {len(classes) * int(counts.min())}, "
+            "or for all of them (null)"
+        )
     generator = torch.Generator().manual_seed(seed)
     shuffled = torch.randperm(len(labels), generator=generator)
-    classes = labels[shuffled].unique()
     # Round-robin over classes in shuffled order: class c's k-th example gets position k.
     position = torch.empty(len(labels), dtype=torch.long)
     for label in classes:
@@ -69,3 +82,128 @@ def balanced_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Ten
     rounds = position * len(classes) + torch.searchsorted(classes, labels[shuffled])
     chosen = shuffled[rounds.argsort(stable=True)[:n]]
     return chosen.sort().values
+
+
+class Resplit(BaseModel):
+    """A dataset entry's ``split:``: which examples become the training and the test set.
+
+    ``pool`` first joins the loader's train and test sets (train first). ``train_labels`` /
+    ``test_labels`` keep only examples with those labels in each set; pooled, the test set
+    defaults to every label not in ``train_labels``. ``n_train`` / ``n_test`` draw that
+    many at random (seeded by ``seed``); pooled without label lists they split the pool
+    into disjoint random sets. The label-free XAI paper's ECG5000 protocols are
+    ``{pool: true, train_labels: [1]}`` (train on the normal beats, test on the abnormal
+    ones) and ``{pool: true, n_train: 4000, n_test: 1000}`` (a random split).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pool: bool = False
+    train_labels: list[int] | None = Field(None, min_length=1)
+    test_labels: list[int] | None = Field(None, min_length=1)
+    n_train: int | None = Field(None, ge=1)
+    n_test: int | None = Field(None, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Resplit:
+        if self.pool and self.train_labels is None and self.test_labels is not None:
+            raise ValueError("a pooled split with test_labels needs train_labels too")
+        if self.pool and self.train_labels is None and self.n_train is None and not self.n_test:
+            raise ValueError("a pooled split needs train_labels or n_train / n_test")
+        if self.pool and self.train_labels and self.test_labels:
+            shared = sorted(set(self.train_labels) & set(self.test_labels))
+            if shared:
+                raise ValueError(
+                    f"pooled train_labels and test_labels share {shared}: the same examples "
+                    "would be in both sets"
+                )
+        return self
+
+    def apply(self, data: DatasetSplits) -> DatasetSplits:
+        generator = torch.Generator().manual_seed(self.seed)
+        if self.pool:
+            if data.test_masks is not None:
+                raise ValueError(
+                    "split.pool: this dataset's object masks exist for its test set only"
+                )
+            inputs = torch.cat([data.train_inputs, data.test_inputs])
+            labels = torch.cat([data.train_labels, data.test_labels])
+            order = torch.randperm(len(labels), generator=generator)
+            if self.train_labels is None:
+                n_train = self.n_train or len(labels) - (self.n_test or 0)
+                n_test = self.n_test or len(labels) - n_train
+                if n_train + n_test > len(labels) or n_test < 1:
+                    raise ValueError(
+                        f"split: n_train {n_train} + n_test {n_test} exceed the "
+                        f"{len(labels)} pooled examples"
+                    )
+                train, test = order[:n_train], order[n_train : n_train + n_test]
+            else:
+                in_train = torch.isin(labels[order], torch.tensor(self.train_labels))
+                in_test = (
+                    ~in_train
+                    if self.test_labels is None
+                    else torch.isin(labels[order], torch.tensor(self.test_labels))
+                )
+                train = _first(order[in_train], self.n_train, "train", self.train_labels)
+                test = _first(order[in_test], self.n_test, "test", self.test_labels)
+            train, test = train.sort().values, test.sort().values
+            factors = _joined(data.train_factors, data.test_factors)
+            return DatasetSplits(
+                inputs[train],
+                labels[train],
+                inputs[test],
+                labels[test],
+                description=f"{data.description}; {self.describe()}",
+                train_factors=None if factors is None else factors[train],
+                test_factors=None if factors is None else factors[test],
+            )
+        train = _kept(data.train_labels, self.train_labels, self.n_train, "train", generator)
+        test = _kept(data.test_labels, self.test_labels, self.n_test, "test", generator)
+        return DatasetSplits(
+            data.train_inputs[train],
+            data.train_labels[train],
+            data.test_inputs[test],
+            data.test_labels[test],
+            description=f"{data.description}; {self.describe()}",
+            train_factors=None if data.train_factors is None else data.train_factors[train],
+            test_factors=None if data.test_factors is None else data.test_factors[test],
+            test_masks=None if data.test_masks is None else data.test_masks[test],
+        )
+
+    def describe(self) -> str:
+        parts = ["train and test pooled"] if self.pool else []
+        for split in ("train", "test"):
+            chosen, n = getattr(self, f"{split}_labels"), getattr(self, f"n_{split}")
+            if chosen is not None:
+                parts.append(f"{split}: labels {chosen}")
+            if n is not None:
+                parts.append(f"{n} {split} examples at random (seed {self.seed})")
+        return ", ".join(parts)
+
+
+def _first(candidates: torch.Tensor, n: int | None, split: str, chosen) -> torch.Tensor:
+    if n is not None and n > len(candidates):
+        raise ValueError(
+            f"split: n_{split} {n} but only {len(candidates)} examples have labels {chosen}"
+        )
+    return candidates if n is None else candidates[:n]
+
+
+def _kept(labels, chosen, n, split, generator) -> torch.Tensor:
+    """Indices of one split's examples with the ``chosen`` labels, ``n`` of them at random."""
+    keep = torch.arange(len(labels))
+    if chosen is not None:
+        keep = keep[torch.isin(labels, torch.tensor(chosen))]
+        if len(keep) == 0:
+            raise ValueError(f"split: no {split} example has labels {chosen}")
+    if n is not None:
+        if n > len(keep):
+            raise ValueError(f"split: n_{split} {n} but the {split} set has {len(keep)}")
+        keep = keep[torch.randperm(len(keep), generator=generator)[:n]].sort().values
+    return keep
+
+
+def _joined(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
+    return None if first is None or second is None else torch.cat([first, second])
