@@ -76,6 +76,26 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a suite file without running it")
     validate.add_argument("suite", type=Path)
+
+    report = commands.add_parser("report", help="reports built from run directories")
+    reports = report.add_subparsers(dest="report", required=True)
+    paper = reports.add_parser(
+        "paper",
+        help="the label-free XAI paper's and its reproduction's claims against our runs",
+    )
+    paper.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run directories of the paper suites (paper, pretext, vae, roar or their _smoke)",
+    )
+    paper.add_argument(
+        "--output",
+        type=Path,
+        default=Path("leaderboard/paper_vs_ours.md"),
+        help="Markdown file to write (default: leaderboard/paper_vs_ours.md)",
+    )
     return parser
 
 
@@ -191,6 +211,14 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from lfxbench.paper_report import write_report
+
+    counts = write_report(args.run_dirs, args.output)
+    print(f"{counts}; written to {args.output}")
+    return 0
+
+
 COMMANDS = {
     "run": _run,
     "list": _list,
@@ -198,6 +226,7 @@ COMMANDS = {
     "compare": _compare,
     "bench": _bench,
     "validate": _validate,
+    "report": _report,
 }
 
 
