@@ -57,8 +57,21 @@ def _describe_trend(points: pd.DataFrame) -> str:
     return f"Spearman ρ = {fmt(rho)} (p = {fmt(p)}, {len(points)} VAEs{by_type})"
 
 
+class FamilyCheck(Check):
+    """A check of one method over every VAE of a dataset family (fields ``family``, ``method``)."""
+
+    family: str
+    method: str
+
+    def models(self, run: Run) -> list[str]:
+        return run.family(self.family)
+
+    def methods(self) -> tuple[str, ...]:
+        return (self.method,)
+
+
 @dataclass(frozen=True)
-class Trend(Check):
+class Trend(FamilyCheck):
     """Sign of the Spearman correlation of a metric with β, both VAE types pooled."""
 
     study: str
@@ -66,12 +79,6 @@ class Trend(Check):
     metric: str
     sign: int  # +1: increases with β, -1: decreases
     method: str = "per_unit"
-
-    def models(self, run: Run) -> list[str]:
-        return run.family(self.family)
-
-    def methods(self) -> tuple[str, ...]:
-        return (self.method,)
 
     def evaluate(self, run: Run) -> Finding:
         points = _trend_points(run, self.family, self.metric, self.method)
@@ -84,19 +91,13 @@ class Trend(Check):
 
 
 @dataclass(frozen=True)
-class NoSignificantDecrease(Check):
+class NoSignificantDecrease(FamilyCheck):
     """A metric does not decrease significantly with β (not ρ < 0 with p < SIGNIFICANCE)."""
 
     study: str
     family: str
     metric: str = "unit_pearson"
     method: str = "per_unit"
-
-    def models(self, run: Run) -> list[str]:
-        return run.family(self.family)
-
-    def methods(self) -> tuple[str, ...]:
-        return (self.method,)
 
     def evaluate(self, run: Run) -> Finding:
         points = _trend_points(run, self.family, self.metric, self.method)
@@ -107,19 +108,13 @@ class NoSignificantDecrease(Check):
 
 
 @dataclass(frozen=True)
-class NearMaximum(Check):
+class NearMaximum(FamilyCheck):
     """The mean attribution entropy at least NEAR_MAXIMUM of its maximum, log d_H."""
 
     study: str
     family: str
     metric: str = "attribution_entropy"
     method: str = "per_unit"
-
-    def models(self, run: Run) -> list[str]:
-        return run.family(self.family)
-
-    def methods(self) -> tuple[str, ...]:
-        return (self.method,)
 
     def evaluate(self, run: Run) -> Finding:
         models = self.models(run)
