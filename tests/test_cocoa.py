@@ -217,13 +217,13 @@ def test_re_explaining_metrics_pass_the_labels_of_the_examples_they_stand_for():
     assert any(torch.equal(chunk, labels[4:]) for chunk in seen)
 
 
-def test_same_class_cocoa_runs_end_to_end_through_the_runner(tmp_path):
-    from lfxbench.runner import Runner
+def tiny_runner_suite(name: str, methods: list, metrics: list):
+    """A one-model suite (1 epoch, 100 MNIST images) for the runner-level tests."""
     from lfxbench.suite import validate_suite
 
-    suite = validate_suite(
+    return validate_suite(
         {
-            "name": "same_class",
+            "name": name,
             "device": "cpu",
             "datasets": [{"name": "mnist_5k", "params": {"n_train": 100, "n_test": 10}}],
             "models": [
@@ -234,22 +234,24 @@ def test_same_class_cocoa_runs_end_to_end_through_the_runner(tmp_path):
                     "recipe": {"epochs": 1},
                 }
             ],
-            "methods": [
-                {
-                    "name": "cocoa",
-                    "params": {
-                        "corpus": "same_class",
-                        "corpus_size": 5,
-                        "foil_size": 20,
-                        "n_steps": 4,
-                    },
-                }
-            ],
-            "metrics": [
-                "noise_score",
-                {"name": "model_parameter_randomisation", "params": {"n_examples": 4}},
-            ],
+            "methods": methods,
+            "metrics": metrics,
         }
+    )
+
+
+def test_same_class_cocoa_runs_end_to_end_through_the_runner(tmp_path):
+    from lfxbench.runner import Runner
+
+    suite = tiny_runner_suite(
+        "same_class",
+        [
+            {
+                "name": "cocoa",
+                "params": {"corpus": "same_class", "corpus_size": 5, "foil_size": 20, "n_steps": 4},
+            }
+        ],
+        ["noise_score", {"name": "model_parameter_randomisation", "params": {"n_examples": 4}}],
     )
     runner = Runner(suite, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
     records = runner.run()
@@ -281,27 +283,14 @@ def test_the_engine_re_explains_with_the_draws_of_the_judged_explanation(tmp_pat
     """Metrics that re-explain (noise score, parameter randomisation, ROAR) must see the
     same corpus, foil and masks as the cached explanation they judge."""
     from lfxbench.runner import Runner
-    from lfxbench.suite import validate_suite
 
-    suite = validate_suite(
-        {
-            "name": "redraw",
-            "device": "cpu",
-            "datasets": [{"name": "mnist_5k", "params": {"n_train": 100, "n_test": 10}}],
-            "models": [
-                {
-                    "id": "ae",
-                    "name": "mnist_autoencoder",
-                    "dataset": "mnist_5k",
-                    "recipe": {"epochs": 1},
-                }
-            ],
-            "methods": [
-                {"name": "cocoa", "params": {"corpus_size": 5, "foil_size": 20, "n_steps": 4}},
-                {"name": "relax", "params": {"n_masks": 20, "mask_batch": 10}},
-            ],
-            "metrics": ["sparseness"],
-        }
+    suite = tiny_runner_suite(
+        "redraw",
+        [
+            {"name": "cocoa", "params": {"corpus_size": 5, "foil_size": 20, "n_steps": 4}},
+            {"name": "relax", "params": {"n_masks": 20, "mask_batch": 10}},
+        ],
+        ["sparseness"],
     )
     runner = Runner(suite, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
     for cell in suite.cells():

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 from suite_runs import run
+from tiny_models import TinyAutoencoder
 
 from lfxbench.datasets.mnist import mnist_5k
 from lfxbench.ensemble import train_side_by_side
-from lfxbench.models.base import ZooModel
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
 from lfxbench.recipe import Recipe
 from lfxbench.training import train_model
@@ -76,16 +76,6 @@ def test_side_by_side_gives_the_weights_of_sequential_training(digits, recipe):
             # a near-zero gradient its step is about lr = 1e-3 whatever the sign noise: 16
             # steps here, so an element may drift by a few 1e-3)
             torch.testing.assert_close(member.state_dict()[name], value, atol=1e-2, rtol=1e-2)
-
-
-class TinyAutoencoder(ZooModel):
-    def __init__(self):
-        super().__init__()
-        self.encoder = torch.nn.Linear(6, 2)
-        self.decoder = torch.nn.Linear(2, 6)
-
-    def loss(self, inputs, labels, recipe):
-        return ((self.decoder(self.encoder(inputs)) - inputs) ** 2).mean(dim=1)
 
 
 def test_side_by_side_follows_the_schedule_and_drops_the_last_batch():

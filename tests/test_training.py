@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 from pydantic import ValidationError
+from tiny_models import TinyAutoencoder
 
 from lfxbench.models.base import ZooModel
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder, corrupt
@@ -93,16 +94,6 @@ class Ramp(ZooModel):
             self.trajectory.append(self.w.item())
             self.batches.append(inputs[:, 0].clone())
         return self.w * torch.ones(len(inputs), dtype=torch.float64)
-
-
-class TinyAutoencoder(ZooModel):
-    def __init__(self):
-        super().__init__()
-        self.encoder = torch.nn.Linear(6, 2)
-        self.decoder = torch.nn.Linear(2, 6)
-
-    def loss(self, inputs, labels, recipe):
-        return ((self.decoder(self.encoder(inputs)) - inputs) ** 2).mean(dim=1)
 
 
 # 30 examples, 3 held out: 27 to train on, in batches of 5 with 2 left over
