@@ -177,6 +177,40 @@ class EncoderLoss:
             return inputs.new_zeros(0, self.n_parameters)
         return torch.cat(chunks).detach()
 
+    def hvp_bytes_per_pair(self, inputs: torch.Tensor, labels: torch.Tensor) -> int:
+        """Estimated memory of one (vector, example) pair in :meth:`hvp`.
+
+        The second backward, batched over the vectors, holds per vector and example about
+        what the forward saved for that example (its activations' gradients and the
+        gradient-of-gradient temporaries replace one another as it proceeds). Counted with
+        ``saved_tensors_hooks`` on one and two examples: their difference leaves out the
+        parameters, which are saved once per batch, not per example.
+        """
+
+        def saved_bytes(n: int) -> int:
+            total = 0
+
+            def pack(tensor: torch.Tensor) -> torch.Tensor:
+                nonlocal total
+                total += tensor.numel() * tensor.element_size()
+                return tensor
+
+            with (
+                _eval_mode(self.model),
+                _autograd_on(inputs[:n], labels[:n]) as (x, y),
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor),
+            ):
+                parameters = {
+                    name: value.clone().requires_grad_()
+                    for name, value in self.parameters().items()
+                }
+                self(parameters, x, y)
+            return total
+
+        one = saved_bytes(1)
+        per_example = saved_bytes(2) - one if len(inputs) >= 2 else one
+        return max(per_example, 1)
+
     def hvp(
         self, inputs: torch.Tensor, labels: torch.Tensor, vectors: torch.Tensor
     ) -> torch.Tensor:

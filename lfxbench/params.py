@@ -52,4 +52,8 @@ def validate_params(
             problems.append((field, message))
         return {}, problems
     # Attributes, not model_dump(): nested models (e.g. a Baseline) stay typed objects.
-    return {name: getattr(validated, name) for name in model.model_fields}, []
+    values = {name: getattr(validated, name) for name in model.model_fields}
+    # Rules across parameters, which a signature cannot state: a classmethod
+    # ``check_params(values) -> [(field, message)]`` on the target.
+    problems = list(getattr(target, "check_params", lambda _: [])(values))
+    return ({}, problems) if problems else (values, [])

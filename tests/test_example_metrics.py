@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from scipy import stats
 
 from lfxbench.baselines import Baseline
 from lfxbench.evaluation import EvaluationContext
@@ -85,3 +86,25 @@ def test_pearson_agreement_known_values():
     assert absolute(first, -first).value == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same examples"):
         metric(first, first[:1])
+
+
+def test_spearman_agreement_is_1_for_a_monotone_transform_that_pearson_does_not_see():
+    torch.manual_seed(0)
+    scores = torch.randn(5, 40)
+    cubed = scores.pow(3) * 10 + 1  # same order in every row, far from linear
+    spearman = METRICS.get("pearson_agreement")(
+        across="methods", average="per_example", correlation="spearman"
+    )
+    result = spearman(scores, cubed)
+    assert result.value == pytest.approx(1.0)
+    assert result.details["spearman_per_example_min"] == pytest.approx(1.0)
+    assert result.details["pearson_per_example"] < 0.95
+    # Reversing one row's order: that row -1, the mean drops by 2/5.
+    reversed_row = cubed.clone()
+    reversed_row[0] = -reversed_row[0]
+    assert spearman(scores, reversed_row).value == pytest.approx(1 - 2 / 5)
+    # Ties get their average rank, as scipy's spearmanr gives them.
+    tied = torch.tensor([[1.0, 1.0, 2.0, 3.0]])
+    other = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    expected = stats.spearmanr(tied[0], other[0]).statistic
+    assert spearman(tied, other).value == pytest.approx(expected)

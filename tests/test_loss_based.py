@@ -1,5 +1,7 @@
 """Loss-based example importance: torch.func gradients, TracIn and LiSSA Influence Functions.
 
+The other influence solvers (Krylov, exact) are checked in test_influence_functions.py.
+
 Every batched result is checked against a plain per-example autograd loop or an exact
 (dense) Hessian on tiny float64 autoencoders whose encoder has a BatchNorm layer.
 """
@@ -296,8 +298,9 @@ def test_lissa_influence_approaches_the_exact_damped_inverse_hessian():
     assert depth <= 200
     # Sampled with replacement: a large minibatch approaches the full-batch Hessian.
     method = METHODS.get("influence_functions")(
-        damping=damping, scale=scale, recursion_depth=depth, hessian_batch_size=2000
-    )
+        solver="lissa", damping=damping, scale=scale, recursion_depth=depth,
+        hessian_batch_size=2000,
+    )  # fmt: skip
     torch.manual_seed(0)
     method.fit(corpus)
     scores = method.attribute(test_inputs, test_labels)
@@ -331,7 +334,11 @@ def test_lissa_does_not_depend_on_how_the_corpus_is_split_even_with_a_noisy_loss
     results = []
     for block in (1, 3, 100):
         method = METHODS.get("influence_functions")(
-            recursion_depth=15, hessian_batch_size=6, lissa_batch_size=block, n_repeats=2
+            solver="lissa",
+            recursion_depth=15,
+            hessian_batch_size=6,
+            lissa_batch_size=block,
+            n_repeats=2,
         )
         torch.manual_seed(1)
         method.fit(corpus)

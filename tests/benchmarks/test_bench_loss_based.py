@@ -9,9 +9,13 @@ Not part of the default run:
 * ``example methods``: ``fit`` on a 256-example corpus then ``attribute`` for 64 test
   examples (one 64 × 256 block; ``extra_info["pairs"]`` turns the mean into a time per
   (test, train) pair), for every registered example method. TracIn with one checkpoint
-  (its cost grows linearly with the checkpoints); Influence Functions with a LiSSA depth
-  of ``LISSA_DEPTH`` (linear in the depth too: the paper's 100 is ``100 / LISSA_DEPTH``
-  times the recursion part).
+  (its cost grows linearly with the checkpoints); Influence Functions with its default
+  (Krylov) solver.
+* ``influence solvers``: the same block for each solver of Influence Functions: LiSSA
+  at a depth of ``LISSA_DEPTH`` (linear in the depth and in the corpus: the paper's 100
+  is ``100 / LISSA_DEPTH`` times the recursion part), Krylov with ``KRYLOV_RANK``
+  Lanczos steps on a fixed Hessian batch of ``N_TRAIN`` for each target (almost
+  independent of the depth and of the corpus size).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from lfxbench.registry import METHODS
 
 pytestmark = pytest.mark.benchmark
 
-N_CORPUS, N_TEST, N_TRAIN, LISSA_DEPTH = 256, 64, 1000, 5
+N_CORPUS, N_TEST, N_TRAIN, LISSA_DEPTH, KRYLOV_RANK = 256, 64, 1000, 5, 30
 RECIPE = Recipe()
 
 
@@ -80,14 +84,27 @@ def test_per_sample_gradients_autograd_loop(benchmark, model, corpus):
     )
 
 
-# Every registered example method, with the cheap settings above where it has knobs.
-BENCHMARK_PARAMS = {"influence_functions": {"recursion_depth": LISSA_DEPTH}}
 EXAMPLE_METHODS = [name for name in METHODS.names() if METHODS.get(name).explains == "example"]
+INFLUENCE_SOLVERS = {
+    "lissa": {"solver": "lissa", "recursion_depth": LISSA_DEPTH, "hessian_batch_size": 200},
+    "krylov, target lissa": {"solver": "krylov", "target": "lissa", "rank": KRYLOV_RANK},
+    "krylov, target inverse": {"solver": "krylov", "target": "inverse", "rank": KRYLOV_RANK},
+}
 
 
 @pytest.mark.parametrize("name", EXAMPLE_METHODS)
 def test_example_method_block(benchmark, corpus, name):
-    params = BENCHMARK_PARAMS.get(name, {})
+    benchmark.group = f"example methods, {N_TEST} test x {N_CORPUS} corpus"
+    fit_and_score_a_block(benchmark, corpus, name, {})
+
+
+@pytest.mark.parametrize("solver", INFLUENCE_SOLVERS)
+def test_influence_solver_block(benchmark, corpus, solver):
+    benchmark.group = f"influence solvers, {N_TEST} test x {N_CORPUS} corpus"
+    fit_and_score_a_block(benchmark, corpus, "influence_functions", INFLUENCE_SOLVERS[solver])
+
+
+def fit_and_score_a_block(benchmark, corpus, name: str, params: dict) -> None:
     test_inputs, test_labels = images(N_TEST, seed=2)
 
     def fit_and_attribute() -> torch.Tensor:
@@ -96,7 +113,6 @@ def test_example_method_block(benchmark, corpus, name):
         method.fit(corpus)
         return method.attribute(test_inputs, test_labels)
 
-    benchmark.group = f"example methods, {N_TEST} test x {N_CORPUS} corpus"
     benchmark.extra_info["pairs"] = N_TEST * N_CORPUS
     scores = benchmark.pedantic(fit_and_attribute, rounds=3, iterations=1, warmup_rounds=1)
     assert scores.shape == (N_TEST, N_CORPUS)
