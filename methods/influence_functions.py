@@ -134,12 +134,8 @@ class InfluenceFunctions(ExampleMethod):
         corpus_gradients = loss.per_example_gradients(corpus.inputs, corpus.labels, self._chunk)
         # One draw from the global RNG seeds everything the solvers sample.
         generator = torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
-        if self.solver == "lissa":
-            self._corpus_ihvp = self.lissa(loss, corpus, corpus_gradients, generator)
-        elif self.solver == "krylov":
-            self._corpus_ihvp = self.krylov(loss, corpus, corpus_gradients, generator)
-        else:
-            self._corpus_ihvp = self.exact(loss, corpus, corpus_gradients, generator)
+        solve = {"lissa": self.lissa, "krylov": self.krylov, "exact": self.exact}[self.solver]
+        self._corpus_ihvp = solve(loss, corpus, corpus_gradients, generator)
         self._loss = loss
 
     def attribute(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

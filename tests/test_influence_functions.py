@@ -17,6 +17,7 @@ from test_loss_based import (
     corpus_for,
     exact_influence,
     n_encoder_parameters,
+    one_thread,  # noqa: F401 (the autouse fixture, shared)
     tiny_model,
     toy_data,
 )
@@ -27,14 +28,6 @@ from lfxbench.methods.influence_functions import EXACT_MAX_PARAMETERS, lanczos, 
 from lfxbench.registry import METHODS
 
 INFLUENCE = METHODS.get("influence_functions")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def scores(corpus, test_inputs, test_labels, seed: int = 0, **params) -> torch.Tensor:

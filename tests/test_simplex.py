@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from test_representation_based import corpus_for
 from torch import nn
 
-from lfxbench.explanation import TrainingCorpus
 from lfxbench.methods.simplex import (
     SimplexProblem,
     certify,
@@ -20,9 +20,7 @@ from lfxbench.methods.simplex import (
     solve_adam,
     solve_projected_gradient,
 )
-from lfxbench.models.mnist_autoencoder import MnistAutoencoder
 from lfxbench.params import validate_params
-from lfxbench.recipe import Recipe
 from lfxbench.registry import METHODS
 
 TOLERANCE = 1e-6
@@ -77,18 +75,8 @@ def old_simplex(corpus_latents, latents, n_steps, lr):
 
 def method_scores(corpus_latents, test_latents, **params):
     """The registered method on an identity encoder: the latents are the inputs."""
-    model = MnistAutoencoder(latent_dim=corpus_latents.shape[1])
-    model.encoder = nn.Identity()
     labels = torch.zeros(len(corpus_latents), dtype=torch.long)
-    corpus = TrainingCorpus(
-        model=model,
-        recipe=Recipe(),
-        inputs=corpus_latents,
-        labels=labels,
-        train_inputs=corpus_latents,
-        train_labels=labels,
-        batch_size=64,
-    )
+    corpus = corpus_for(nn.Identity(), corpus_latents, labels)
     method = METHODS.get("simplex")(**params)
     method.fit(corpus)
     weights = method.attribute(test_latents, torch.zeros(len(test_latents), dtype=torch.long))
