@@ -8,6 +8,7 @@ Captum computes the attribution; this module only supplies ``g_x`` in batched fo
 from __future__ import annotations
 
 from abc import abstractmethod
+from enum import Enum
 from typing import Any, ClassVar
 
 import torch
@@ -17,6 +18,21 @@ from torch import nn
 from lfxbench.explanation import FeatureMethod
 
 
+class OwnLatents(Enum):
+    """Stands for the reference latents ``h = f(x)`` where Captum's own forward pass already
+    computes them, so they cost no encoder pass of their own: the auxiliary takes them,
+    detached, from the latents of the rows it is evaluated on.
+
+    ``ROWS``: every row is an explained example itself (Saliency evaluates ``g_x`` at
+    ``x~ = x``). ``FIRST_HALF``: the rows are the explained examples followed by their
+    baselines (DeepLift runs the model once on ``cat([inputs, baselines])``), and every
+    row takes the latent of its example in the first half.
+    """
+
+    ROWS = "rows"
+    FIRST_HALF = "first_half"
+
+
 class LabelFreeAuxiliary(nn.Module):
     """``g(x~, h) = <h, f(x~)>`` with ``h = f(x)`` precomputed for every explained example.
 
@@ -24,7 +40,8 @@ class LabelFreeAuxiliary(nn.Module):
     expands additional arguments exactly as it expands the inputs (step-major for
     Integrated Gradients, sample-interleaved for the noise tunnel behind Gradient SHAP,
     concatenated with baselines for DeepLift), so every expanded row meets its own
-    reference latent whatever the method's layout.
+    reference latent whatever the method's layout. An ``OwnLatents`` in its place takes
+    ``h`` from this forward pass instead (a constant either way: no gradient flows to it).
     """
 
     def __init__(self, encoder: nn.Module):
@@ -33,16 +50,34 @@ class LabelFreeAuxiliary(nn.Module):
 
     @torch.no_grad()
     def reference_latents(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.encoder(inputs).flatten(1).detach()
+        return self.encoder(inputs).flatten(1)
 
-    def forward(self, inputs: torch.Tensor, reference_latents: torch.Tensor) -> torch.Tensor:
-        return (self.encoder(inputs).flatten(1) * reference_latents).sum(dim=1)
+    def forward(
+        self, inputs: torch.Tensor, reference_latents: torch.Tensor | OwnLatents
+    ) -> torch.Tensor:
+        latents = self.encoder(inputs).flatten(1)
+        if isinstance(reference_latents, OwnLatents):
+            reference_latents = own_reference_latents(latents.detach(), reference_latents)
+        return (latents * reference_latents).sum(dim=1)
+
+
+def own_reference_latents(latents: torch.Tensor, layout: OwnLatents) -> torch.Tensor:
+    """The reference latent of every row, read off the (detached) latents of the rows."""
+    if layout is OwnLatents.ROWS:
+        return latents
+    if len(latents) % 2:
+        raise ValueError(f"{len(latents)} rows cannot be explained examples and their baselines")
+    examples = latents[: len(latents) // 2]
+    return torch.cat([examples, examples])
 
 
 class LabelFreeCaptumMethod(FeatureMethod):
     """A Captum attribution method applied to the label-free auxiliary function."""
 
     captum_method: ClassVar[type[Attribution]]
+    # Where the method's Captum call itself encodes the explained inputs (see OwnLatents),
+    # ``h`` is read off that pass; otherwise (None) one no-grad pass computes it.
+    own_latents: ClassVar[OwnLatents | None] = None
 
     def __init__(self, encoder: nn.Module):
         super().__init__(encoder)
@@ -56,10 +91,11 @@ class LabelFreeCaptumMethod(FeatureMethod):
         self.captum = self.captum_method(auxiliary)
 
     def attribute(self, inputs: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
-        reference_latents = self.auxiliary.reference_latents(inputs)
-        inputs = inputs.detach().requires_grad_()  # Captum warns when it must do this itself
-        attributions = self.captum_attribute(inputs, baselines, (reference_latents,))
-        return attributions.detach()
+        if self.own_latents is not None and isinstance(self.auxiliary, LabelFreeAuxiliary):
+            reference_latents: torch.Tensor | OwnLatents = self.own_latents
+        else:
+            reference_latents = self.auxiliary.reference_latents(inputs)
+        return self.captum_attribute(inputs, baselines, (reference_latents,)).detach()
 
     @abstractmethod
     def captum_attribute(
@@ -68,4 +104,7 @@ class LabelFreeCaptumMethod(FeatureMethod):
         baselines: torch.Tensor,
         additional_forward_args: tuple[Any, ...],
     ) -> torch.Tensor:
-        """One call of ``self.captum.attribute`` for the whole batch."""
+        """One call of ``self.captum.attribute`` for the whole batch. Each method hands
+        Captum the inputs as its Captum class needs them: differentiable where Captum takes
+        the gradient at the inputs themselves (it warns when it must make them so), detached
+        where it builds its own interpolated leaves (a graph through them is wasted work)."""

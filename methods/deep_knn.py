@@ -34,14 +34,19 @@ class DeepKnn(ExampleMethod):
         self.kernel = kernel
         self.epsilon = epsilon
 
+    # Scores, not a function to differentiate: without autograd the corpus latents hold no
+    # graph (and with it every corpus activation) for as long as the method lives.
+    @torch.no_grad()
     def fit(self, corpus: TrainingCorpus) -> None:
         self.encoder = corpus.encoder
         self.corpus_latents = encode(corpus.encoder, corpus.inputs, corpus.batch_size)
         self.batch_size = corpus.batch_size
 
+    @torch.no_grad()
     def attribute(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         latents = encode(self.encoder, inputs, self.batch_size)
+        # In place on cdist's fresh output: one [B, n_corpus] tensor instead of three.
         distances = torch.cdist(latents, self.corpus_latents)
         if self.kernel == "inverse_squared_distance":
-            distances = distances.square()
-        return 1.0 / (distances + self.epsilon)
+            distances.square_()
+        return distances.add_(self.epsilon).reciprocal_()

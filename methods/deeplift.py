@@ -9,7 +9,7 @@ import torch
 from captum.attr import DeepLift
 from torch import nn
 
-from lfxbench.labelfree import LabelFreeCaptumMethod
+from lfxbench.labelfree import LabelFreeCaptumMethod, OwnLatents
 from lfxbench.registry import register_method
 
 
@@ -18,6 +18,8 @@ class LabelFreeDeepLift(LabelFreeCaptumMethod):
     """DeepLIFT (rescale) contributions to <f(x), f(x~)> relative to the baseline."""
 
     captum_method = DeepLift
+    # Captum runs the encoder once on cat([inputs, baselines]): h = f(x) is the first half's.
+    own_latents = OwnLatents.FIRST_HALF
 
     def __init__(self, encoder: nn.Module):
         super().__init__(encoder)
@@ -28,6 +30,7 @@ class LabelFreeDeepLift(LabelFreeCaptumMethod):
         baselines: torch.Tensor,
         additional_forward_args: tuple[Any, ...],
     ) -> torch.Tensor:
+        inputs = inputs.detach().requires_grad_()  # Captum warns when it must do this itself
         with warnings.catch_warnings():
             # Captum announces, on every call, that it hooks the ReLUs: expected, not news.
             warnings.filterwarnings("ignore", message="Setting forward, backward hooks")

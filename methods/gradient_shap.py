@@ -35,8 +35,10 @@ class LabelFreeGradientShap(LabelFreeCaptumMethod):
         # Captum draws the interpolation points and baseline rows from numpy's global
         # generator; seed it from torch's so torch.manual_seed alone makes a run repeatable.
         np.random.seed(int(torch.randint(2**31 - 1, (1,)).item()))
+        # Captum differentiates its own noisy, interpolated leaves; a graph from them back to
+        # the inputs would only cost time and memory (it kept every step's tensors alive).
         return self.captum.attribute(
-            inputs,
+            inputs.detach(),
             baselines=baselines,
             additional_forward_args=additional_forward_args,
             n_samples=self.n_samples,

@@ -215,26 +215,37 @@ class InfluenceFunctions(ExampleMethod):
 
         The examples go through in chunks, each with its own fixed noise draw, and the
         vectors in blocks, both sized to the memory budget; the chunks do not depend on
-        ``K``, so every call applies the same operator.
+        ``K``, so every call applies the same operator. Where the chunks' forward graphs
+        take at most half the budget they are built once and kept (a call then costs only
+        the second backward); otherwise each call rebuilds them.
         """
         n_train = len(corpus.train_inputs)
         size = min(size, n_train)
         index = torch.randperm(n_train, generator=generator)[:size].to(corpus.train_inputs.device)
         inputs, labels = corpus.train_inputs[index], corpus.train_labels[index]
         budget = self.pairs_per_pass(loss, corpus)
-        chunk = min(size, budget)
-        vector_block = max(1, budget // chunk)
+        keep_graphs = size <= budget // 2
+        chunk = min(size, budget // 2 if keep_graphs else budget)
+        vector_block = max(1, (budget - size if keep_graphs else budget) // chunk)
         seed = int(torch.randint(2**62, (), generator=generator))
+        starts = range(0, size, chunk)
+
+        def chunk_operator(number: int, start: int):
+            with fixed_randomness(seed + number, inputs.device):
+                return loss.hessian_operator(
+                    inputs[start : start + chunk], labels[start : start + chunk]
+                )
+
+        kept = [chunk_operator(n, start) for n, start in enumerate(starts)] if keep_graphs else None
 
         def hessian_times(vectors: torch.Tensor) -> torch.Tensor:
             total = torch.zeros_like(vectors)
-            for number, start in enumerate(range(0, size, chunk)):
-                stop = min(start + chunk, size)
+            for number, start in enumerate(starts):
+                weight = (min(start + chunk, size) - start) / size
+                operator = kept[number] if kept is not None else chunk_operator(number, start)
                 for block in range(0, len(vectors), vector_block):
                     rows = slice(block, block + vector_block)
-                    with fixed_randomness(seed + number, inputs.device):
-                        product = loss.hvp(inputs[start:stop], labels[start:stop], vectors[rows])
-                    total[rows] += product * ((stop - start) / size)
+                    total[rows] += operator(vectors[rows]) * weight
             return total
 
         return hessian_times

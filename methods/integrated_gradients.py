@@ -38,8 +38,10 @@ class LabelFreeIntegratedGradients(LabelFreeCaptumMethod):
         baselines: torch.Tensor,
         additional_forward_args: tuple[Any, ...],
     ) -> torch.Tensor:
+        # Captum differentiates its own interpolated leaves; a graph from them back to the
+        # inputs would only cost time and memory.
         return self.captum.attribute(
-            inputs,
+            inputs.detach(),
             baselines=baselines,
             additional_forward_args=additional_forward_args,
             n_steps=self.n_steps,

@@ -8,7 +8,7 @@ import torch
 from captum.attr import Saliency
 from torch import nn
 
-from lfxbench.labelfree import LabelFreeCaptumMethod
+from lfxbench.labelfree import LabelFreeCaptumMethod, OwnLatents
 from lfxbench.registry import register_method
 
 
@@ -17,6 +17,8 @@ class LabelFreeSaliency(LabelFreeCaptumMethod):
     """Gradient of <f(x), f(x~)> at x~ = x (absolute value by default)."""
 
     captum_method = Saliency
+    # Captum runs the encoder on the explained inputs themselves: h = f(x) is that pass's.
+    own_latents = OwnLatents.ROWS
 
     def __init__(self, encoder: nn.Module, absolute: bool = True):
         super().__init__(encoder)
@@ -28,6 +30,7 @@ class LabelFreeSaliency(LabelFreeCaptumMethod):
         baselines: torch.Tensor,
         additional_forward_args: tuple[Any, ...],
     ) -> torch.Tensor:
+        inputs = inputs.detach().requires_grad_()  # Captum warns when it must do this itself
         return self.captum.attribute(
             inputs, abs=self.absolute, additional_forward_args=additional_forward_args
         )

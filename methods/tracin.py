@@ -34,12 +34,13 @@ class TracIn(ExampleMethod):
     def __init__(self, batch_size: Annotated[int, Field(ge=1)] | None = None):
         self.batch_size = batch_size
         self._losses: list[EncoderLoss] = []
-        self._weighted_corpus_gradients: list[torch.Tensor] = []
+        self._learning_rates: list[float] = []
+        self._corpus_gradients: list[torch.Tensor] = []
         self._chunk = 256
 
     def fit(self, corpus: TrainingCorpus) -> None:
         self._chunk = self.batch_size or corpus.batch_size
-        self._losses, self._weighted_corpus_gradients = [], []
+        self._losses, self._learning_rates, self._corpus_gradients = [], [], []
         if corpus.checkpoints:
             checkpoints = [(lr, state) for _, lr, state in corpus.checkpoints]
         else:
@@ -52,17 +53,18 @@ class TracIn(ExampleMethod):
             loss = EncoderLoss(model, corpus.recipe)
             gradients = loss.per_example_gradients(corpus.inputs, corpus.labels, self._chunk)
             self._losses.append(loss)
-            # lr folded into the corpus side: attribute is one product per checkpoint.
-            self._weighted_corpus_gradients.append(lr * gradients)
+            self._learning_rates.append(lr)
+            self._corpus_gradients.append(gradients)
 
     def attribute(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if not self._losses:
             raise RuntimeError("TracIn.attribute called before fit")
         scores = None
-        for loss, corpus_gradients in zip(
-            self._losses, self._weighted_corpus_gradients, strict=True
+        for loss, lr, corpus_gradients in zip(
+            self._losses, self._learning_rates, self._corpus_gradients, strict=True
         ):
             test_gradients = loss.per_example_gradients(inputs, labels, self._chunk)
-            product = test_gradients @ corpus_gradients.T
-            scores = product if scores is None else scores + product
+            # lr scales the [test, corpus] product: fewer numbers than either gradient matrix.
+            product = (test_gradients @ corpus_gradients.T).mul_(lr)
+            scores = product if scores is None else scores.add_(product)
         return scores

@@ -303,3 +303,121 @@ def test_gradient_shap_is_reproducible_under_torch_manual_seed():
     torch.manual_seed(13)
     second = method.attribute(x, torch.zeros_like(x))
     torch.testing.assert_close(first, second)
+
+
+# --------------------------------------------------------------------------- wrapper = Captum
+
+
+def mnist_like_encoder() -> nn.Module:
+    """The paper's MNIST encoder (conv, batch norm, ReLU, linear) in float32, as benchmarked."""
+    from lfxbench.models.mnist_autoencoder import mnist_encoder
+
+    torch.manual_seed(14)
+    return mnist_encoder(latent_dim=4).eval()
+
+
+def bare_captum(name: str, encoder: nn.Module, x, x0, h, seed: int = 0, **params):
+    """One plain Captum call on ``<h, f(x~)>`` with ``h = f(x)`` precomputed: the work the
+    label-free wrapper cannot avoid."""
+    from captum.attr import GradientShap
+
+    from lfxbench.labelfree import LabelFreeAuxiliary
+
+    auxiliary = LabelFreeAuxiliary(encoder)
+    if name == "saliency":
+        return Saliency(auxiliary).attribute(
+            x.clone().requires_grad_(), abs=True, additional_forward_args=(h,)
+        )
+    if name == "deeplift":
+        return DeepLift(auxiliary).attribute(
+            x.clone().requires_grad_(), baselines=x0, additional_forward_args=(h,)
+        )
+    if name == "integrated_gradients":
+        return IntegratedGradients(auxiliary).attribute(
+            x, baselines=x0, additional_forward_args=(h,), n_steps=params.get("n_steps", 50)
+        )
+    # The wrapper seeds numpy's generator from torch's: the same draws as this.
+    torch.manual_seed(seed)
+    np.random.seed(int(torch.randint(2**31 - 1, (1,)).item()))
+    return GradientShap(auxiliary).attribute(
+        x, baselines=x0, additional_forward_args=(h,), n_samples=params["n_samples"]
+    )
+
+
+WRAPPER_CASES = [
+    ("saliency", {}),
+    ("integrated_gradients", {"n_steps": 12}),
+    ("gradient_shap", {"n_samples": 7}),
+    ("deeplift", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), WRAPPER_CASES)
+@pytest.mark.parametrize("encoder_name", [*sorted(ENCODERS), "mnist"])
+def test_the_wrapper_returns_the_bare_captum_call(name, params, encoder_name):
+    """Whatever the wrapper saves (Saliency and DeepLift read f(x) off Captum's own pass),
+    its result is that of Captum on <f(x), f(x~)> with f(x) computed beforehand."""
+    if encoder_name == "mnist":
+        encoder = mnist_like_encoder()
+        generator = torch.Generator().manual_seed(15)
+        x = torch.rand(6, 1, 28, 28, generator=generator)
+    else:
+        make_encoder, make_inputs = ENCODERS[encoder_name]
+        encoder, x = make_encoder(), make_inputs()
+        generator = torch.Generator().manual_seed(16)
+    x0 = 0.1 * torch.rand(x.shape, generator=generator, dtype=x.dtype)
+    with torch.no_grad():
+        h = encoder(x).flatten(1)
+
+    wrapped = attribute(name, encoder, x, x0, seed=17, **params)
+    bare = bare_captum(name, encoder, x, x0, h, seed=17, **params).detach()
+
+    assert wrapped.abs().max() > 0
+    assert not wrapped.requires_grad
+    # DeepLift's f(x) comes from a pass over twice the rows: float32 kernels may round
+    # differently with the batch size (an ulp or so); float64 leaves nothing to see.
+    tolerance = 1e-10 if x.dtype == torch.float64 else 1e-5
+    scale = bare.abs().max().item()
+    torch.testing.assert_close(wrapped, bare, rtol=tolerance, atol=tolerance * scale)
+
+
+class RowCounter(nn.Module):
+    """The encoder, counting the rows of every forward pass."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder, self.passes = encoder, []
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.passes.append(len(inputs))
+        return self.encoder(inputs)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "captum_rows", "reference_rows"),
+    [
+        ("saliency", {}, 1, 0),  # Captum encodes x itself: f(x) is read off that pass
+        ("deeplift", {}, 2, 0),  # one pass on cat([x, x0]): f(x) is its first half
+        ("integrated_gradients", {"n_steps": 9}, 9, 1),  # no step is x itself
+        ("gradient_shap", {"n_samples": 4}, 4, 1),
+    ],
+)
+def test_the_wrapper_adds_at_most_one_no_grad_pass_over_the_batch(
+    name, params, captum_rows, reference_rows
+):
+    encoder, x = conv_net(), conv_inputs(5)
+    counter = RowCounter(encoder)
+    attribute(name, counter, x, torch.zeros_like(x), **params)
+    expected = [len(x)] * reference_rows + [captum_rows * len(x)]
+    assert counter.passes == expected
+
+
+def test_own_latents_need_examples_and_baselines_in_pairs():
+    from lfxbench.labelfree import OwnLatents, own_reference_latents
+
+    latents = torch.arange(6.0).reshape(3, 2)
+    assert torch.equal(own_reference_latents(latents, OwnLatents.ROWS), latents)
+    with pytest.raises(ValueError, match="3 rows"):
+        own_reference_latents(latents, OwnLatents.FIRST_HALF)
+    paired = own_reference_latents(latents[:2], OwnLatents.FIRST_HALF)
+    assert torch.equal(paired, torch.stack([latents[0], latents[0]]))
