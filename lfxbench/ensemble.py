@@ -12,26 +12,12 @@ training's, up to float reassociation in the batched kernels (a test checks it).
 objectives (denoising, inpainting, contrastive views) draw their noise inside vmap:
 statistically the same, not the same draws as a sequential run.
 
-On the CPU the members go through each step in passes of as many as keep every stacked
-tensor under 32 MiB (``fitting_members``, from one member's step traced on the meta device):
-from 32 MiB on glibc serves every allocation with a fresh mapping and unmaps it when it is
-freed (32 MiB is the largest mmap threshold it takes; ``lfxbench.timing.steady_allocator``
-sets it), so each such tensor costs a page fault per 4 KiB it touches. Five dSprites VAEs at
-batch 100 stack 65.5 MB convolution outputs ([100, 5·32, 32, 32]): two epochs over 450
-images took 2.2 million minor page faults side by side against 26,000 one after another,
-and in a fresh process lost to sequential training (0.83× median; 0.47× in an earlier
-run), while passes of two members (26 MB tensors) took 92,000 and won (1.07×); with mmap
-disabled outright (``GLIBC_TUNABLES=glibc.malloc.mmap_max=0``) the single pass won too.
-The grouped convolutions vmap makes of the stacked layers are not the cause: for two members
-they run about as fast as two plain ones. Where not even two members fit (a member's
-largest tensor 16 MiB or more: the dSprites VAE at batch 200, 26 MB) the models train one
-after another instead: a pass of one member is sequential training plus vmap's overhead
-(its convolution rule adds the bias in a pass of its own; measured 0.91× median). The
-MNIST autoencoder and VAE (at most 6.6 MB a member at batch 200) run in one pass. The
-ratios are sequential over side-by-side seconds of the workload of
-``tests/benchmarks/test_bench_side_by_side.py``, the two interleaved, each training the
-first in a fresh process, on 2 shared CPU cores. The CUDA caching allocator keeps freed
-blocks: there all members run in one pass.
+On the CPU stacking pays only under ``lfxbench.timing.steady_allocator`` (the runner sets
+it): stacked activations are members × as large, and glibc maps every allocation above
+32 MiB afresh by default, a page fault per 4 KiB touched. Five dSprites VAEs at batch 100
+stack 65.5 MB convolution outputs: with glibc's default they trained 0.66× as fast side by
+side as one after another, with the steady allocator 0.98–1.14× (MNIST VAE 1.06–1.28×,
+MNIST autoencoder more): ``python tests/benchmarks/test_bench_side_by_side.py``.
 """
 
 from __future__ import annotations
@@ -41,8 +27,6 @@ import copy
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
@@ -53,12 +37,7 @@ from lfxbench.training import (
     make_optimizer,
     make_scheduler,
     split_for,
-    train_model,
 )
-
-# Stacked tensors stay under this on the CPU: from 32 MiB on glibc maps every allocation
-# afresh (see the module docstring).
-STACK_TENSOR_BYTES = 32 << 20
 
 
 class _Loss(nn.Module):
@@ -79,29 +58,12 @@ def train_side_by_side(
     recipe: Recipe,
     seeds: list[int],
     device: torch.device,
-    members_per_pass: int | None = None,
 ) -> list[TrainingLog]:
     """Train ``models`` (one per seed, same architecture) in place, as ``train_model`` would
-    train each; returns their logs in order.
-
-    ``members_per_pass``: how many members one vmapped pass runs (a step runs passes until
-    all members did, then one optimiser step updates all). By default all of them; on the CPU
-    as many as keep every stacked tensor under ``STACK_TENSOR_BYTES`` (``fitting_members``),
-    and where that is one, the models train one after another (``train_model``): one member
-    a pass is sequential training plus vmap's overhead."""
+    train each; returns their logs in order."""
     if recipe.optimizer != "adam" and recipe.optimizer != "sgd":
         raise ValueError(f"unsupported optimizer {recipe.optimizer!r}")
     n_members = len(models)
-    if members_per_pass is None and device.type == "cpu":
-        batch = min(recipe.batch_size, len(inputs))
-        members_per_pass = fitting_members(models[0], recipe, inputs, labels, batch)
-        if members_per_pass == 1:
-            return [
-                train_model(model, inputs, labels, recipe, seed, device)
-                for model, seed in zip(models, seeds, strict=True)
-            ]
-    if members_per_pass is not None and members_per_pass >= n_members:
-        members_per_pass = None  # one pass: vmap without chunks
     wrappers = [_Loss(model.to(device), recipe) for model in models]
     params, buffers = stack_module_state(wrappers)
     template = copy.deepcopy(wrappers[0]).to("meta")
@@ -109,7 +71,7 @@ def train_side_by_side(
     def member_loss(p, b, x, y):
         return functional_call(template, (p, b), (x, y))
 
-    losses = vmap(member_loss, randomness="different", chunk_size=members_per_pass)
+    losses = vmap(member_loss, randomness="different")
     splits = [split_for(len(inputs), recipe, seed) for seed in seeds]
     train_x = torch.stack([inputs[train] for train, _ in splits]).to(device)
     train_y = torch.stack([labels[train] for train, _ in splits]).to(device)
@@ -205,48 +167,3 @@ def member_state(params, buffers, m: int, device: str | torch.device = "cpu") ->
 def load_member(params, buffers, m: int, state: dict[str, torch.Tensor]) -> None:
     for name, tensor in {**params, **buffers}.items():
         tensor[m].copy_(state[name.removeprefix("model.")])
-
-
-class _LargestStorage(TorchDispatchMode):
-    """Records the largest storage any op returns while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.nbytes = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for leaf in tree_leaves(out):
-            if isinstance(leaf, torch.Tensor):
-                self.nbytes = max(self.nbytes, leaf.untyped_storage().nbytes())
-        return out
-
-
-def largest_member_tensor(
-    model: ZooModel, recipe: Recipe, inputs: torch.Tensor, labels: torch.Tensor, batch: int
-) -> int:
-    """Bytes of the largest tensor a training step of ``model`` (forward and backward on a
-    batch of ``batch`` of ``inputs``) allocates, traced on the meta device: no computation, no
-    random draws, ``model`` untouched. Stacking ``k`` members makes that tensor ``k`` times
-    as large."""
-    probe = copy.deepcopy(_Loss(model, recipe)).to("meta").train()
-    x = torch.empty((batch, *inputs.shape[1:]), dtype=inputs.dtype, device="meta")
-    y = torch.empty((batch, *labels.shape[1:]), dtype=labels.dtype, device="meta")
-    with _LargestStorage() as largest:
-        probe(x, y).sum().backward()
-    return largest.nbytes
-
-
-def fitting_members(
-    model: ZooModel,
-    recipe: Recipe,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    batch: int,
-    limit: int | None = None,
-) -> int:
-    """How many members like ``model`` one pass may stack so that no stacked tensor reaches
-    ``limit`` bytes (``STACK_TENSOR_BYTES`` by default); at least one."""
-    limit = STACK_TENSOR_BYTES if limit is None else limit
-    largest = largest_member_tensor(model, recipe, inputs, labels, batch)
-    return max(1, (limit - 1) // max(largest, 1))

@@ -9,11 +9,9 @@ import torch
 from suite_runs import run
 from tiny_models import TinyAutoencoder
 
-import lfxbench.ensemble
 from lfxbench.datasets.mnist import mnist_5k
-from lfxbench.ensemble import STACK_TENSOR_BYTES, largest_member_tensor, train_side_by_side
+from lfxbench.ensemble import train_side_by_side
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
-from lfxbench.models.vae import DspritesVae, MnistVae
 from lfxbench.recipe import Recipe
 from lfxbench.training import train_model
 
@@ -89,10 +87,8 @@ class TinyBatchNormAutoencoder(TinyAutoencoder):
 
 
 @pytest.mark.parametrize("model_class", [TinyAutoencoder, TinyBatchNormAutoencoder])
-@pytest.mark.parametrize("members_per_pass", [None, 3, 1], ids=["one-pass", "3+1", "1+1+1+1"])
-def test_side_by_side_follows_the_schedule_and_drops_the_last_batch(model_class, members_per_pass):
-    # a tiny linear autoencoder: exact enough to compare checkpoints element by element; in
-    # passes of fewer members (the CPU's way for large activations) as in one
+def test_side_by_side_follows_the_schedule_and_drops_the_last_batch(model_class):
+    # a tiny linear autoencoder: exact enough to compare checkpoints element by element
     inputs = torch.randn(60, 6, generator=torch.Generator().manual_seed(0))
     labels = torch.zeros(60, dtype=torch.long)
     recipe = REFERENCE_LIKE.model_copy(update={"batch_size": 8, "lr": 0.2, "checkpoint_every": 1})
@@ -105,9 +101,7 @@ def test_side_by_side_follows_the_schedule_and_drops_the_last_batch(model_class,
     for seed in SEEDS:
         model = tiny(seed)
         sequential.append(train_model(model, inputs, labels, recipe, seed, CPU))
-    stacked = train_side_by_side(
-        [tiny(seed) for seed in SEEDS], inputs, labels, recipe, SEEDS, CPU, members_per_pass
-    )
+    stacked = train_side_by_side([tiny(seed) for seed in SEEDS], inputs, labels, recipe, SEEDS, CPU)
     # 54 training examples: 6 full batches of 8 per epoch, 24 steps in all
     rates = [0.2 * (1 + math.cos(math.pi * step / 24)) / 2 for step in range(24)]
     for expected, log in zip(sequential, stacked, strict=True):
@@ -119,58 +113,6 @@ def test_side_by_side_follows_the_schedule_and_drops_the_last_batch(model_class,
             assert state.keys() == expected_state.keys()  # BatchNorm's running stats too
             for name, value in expected_state.items():
                 torch.testing.assert_close(state[name], value, atol=1e-5, rtol=1e-4)
-
-
-def largest_for(model_class, size, batch, objective=None):
-    inputs, labels = torch.zeros(2, 1, size, size), torch.zeros(2, dtype=torch.long)
-    return largest_member_tensor(model_class(), Recipe(objective=objective), inputs, labels, batch)
-
-
-def test_the_largest_tensor_of_a_member_is_traced_without_computing():
-    # a dSprites VAE's largest tensors are its 32 x 32 x 32 activations (and their gradients)
-    assert largest_for(DspritesVae, 64, 100, "beta_vae") == 100 * 32 * 32 * 32 * 4
-    assert largest_for(DspritesVae, 64, 200, "tc_vae") == 200 * 32 * 32 * 32 * 4
-    # the MNIST VAE halves the zero-padded 32 x 32 input first: 32 x 16 x 16
-    assert largest_for(MnistVae, 28, 200, "beta_vae") == 200 * 32 * 16 * 16 * 4
-    # five of these stay under the limit in one pass, five dSprites VAEs do not
-    assert 5 * largest_for(MnistVae, 28, 200, "beta_vae") < STACK_TENSOR_BYTES
-    assert 2 * largest_for(DspritesVae, 64, 100, "beta_vae") < STACK_TENSOR_BYTES
-    assert 3 * largest_for(DspritesVae, 64, 100, "beta_vae") > STACK_TENSOR_BYTES
-
-
-@pytest.mark.parametrize(("batch_size", "expected"), [(100, [2]), (200, []), (40, [None])])
-def test_on_the_cpu_large_members_go_through_a_step_in_passes(monkeypatch, batch_size, expected):
-    passes = []
-    original = lfxbench.ensemble.vmap
-
-    def recording_vmap(*args, chunk_size=None, **kwargs):
-        passes.append(chunk_size)
-        return original(*args, chunk_size=chunk_size, **kwargs)
-
-    monkeypatch.setattr(lfxbench.ensemble, "vmap", recording_vmap)
-    n = batch_size + 10  # one training batch, one validation batch
-    inputs = torch.rand(n, 1, 64, 64, generator=torch.Generator().manual_seed(0)).round()
-    recipe = Recipe(objective="beta_vae", epochs=1, batch_size=batch_size, validation_fraction=0.09)
-
-    def vaes():
-        models = []
-        for seed in (0, 1, 2):
-            torch.manual_seed(seed)
-            models.append(DspritesVae())
-        return models
-
-    models = vaes()
-    logs = train_side_by_side(models, inputs, torch.zeros(n), recipe, [0, 1, 2], CPU)
-    # 13 MB a member at batch 100: two a pass; 5 MB at 40: all three in one; 26 MB at 200:
-    # one a pass, so one after another (no vmap)
-    assert passes == expected
-    assert all(math.isfinite(log.history[0]["validation_loss"]) for log in logs)
-    if not expected:
-        for seed, model, log in zip((0, 1, 2), models, logs, strict=True):
-            alone = vaes()[seed]
-            assert train_model(alone, inputs, torch.zeros(n), recipe, seed, CPU) == log
-            for name, value in alone.state_dict().items():
-                torch.testing.assert_close(model.state_dict()[name], value, rtol=0, atol=0)
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ measured interleaved (sequential, side by side, sequential, ...), each training 
 process as a run's:
     python tests/benchmarks/test_bench_side_by_side.py [--repeats 3] [--batch-size 100]
 which prints min and median of each side and their ratios, for the first training of a
-process (a run's situation) and a second one.
+process (a run's situation) and a second one, under glibc's default malloc settings and
+under ``lfxbench.timing.steady_allocator`` (what a run uses).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ pytestmark = pytest.mark.benchmark
 SEEDS = [0, 1, 2, 3, 4]
 EPOCHS, BATCH_SIZE = 2, 100
 CPU = torch.device("cpu")
+# glibc's own malloc settings against lfxbench.timing.steady_allocator (what a run uses)
+ALLOCATORS = ("glibc", "steady")
 # model -> (class, objective, images): 90% of them train, in batches of BATCH_SIZE
 WORKLOADS = {
     "mnist_autoencoder": (MnistAutoencoder, None, 1000),
@@ -99,11 +102,14 @@ def test_train_five_seeds(benchmark, model, way):
     assert all(log.epochs_run == EPOCHS for log in logs)
 
 
-def time_in_this_process(way: str, model: str, batch_size: int, runs: int) -> list[float]:
+def time_in_this_process(
+    way: str, model: str, allocator: str, batch_size: int, runs: int
+) -> list[float]:
     """Seconds of ``runs`` trainings one way, the first the process's first (as a run's)."""
     from lfxbench.timing import steady_allocator
 
-    steady_allocator()  # as a run and the pytest benchmarks (conftest.py)
+    if allocator == "steady":
+        steady_allocator()  # as a run and the pytest benchmarks (conftest.py)
     images(model)  # loading is not timed
     train = {"sequential": sequential, "side_by_side": side_by_side}[way]
     seconds = []
@@ -119,34 +125,37 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="processes per way and model")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--models", nargs="*", default=sorted(WORKLOADS))
-    parser.add_argument("--one", nargs=2, metavar=("WAY", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("WAY", "MODEL", "ALLOC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # a child: print its seconds
-        print(json.dumps(time_in_this_process(*args.one, args.batch_size, runs=2)))
+        way, model, allocator = args.one
+        print(json.dumps(time_in_this_process(way, model, allocator, args.batch_size, runs=2)))
         return
-    ways = ("sequential", "side_by_side")
+    ways = [(way, allocator) for allocator in ALLOCATORS for way in ("sequential", "side_by_side")]
     for model in args.models:
-        seconds: dict[str, list[list[float]]] = {way: [] for way in ways}
+        seconds: dict[tuple[str, str], list[list[float]]] = {way: [] for way in ways}
         for _ in range(args.repeats):
-            for way in ways:  # interleaved, each in a fresh process
-                command = [sys.executable, __file__, "--one", way, model]
+            for way, allocator in ways:  # interleaved, each in a fresh process
+                command = [sys.executable, __file__, "--one", way, model, allocator]
                 child = subprocess.run(
                     [*command, "--batch-size", str(args.batch_size)],
                     capture_output=True,
                     text=True,
                     check=True,
                 )
-                seconds[way].append(json.loads(child.stdout))
+                seconds[way, allocator].append(json.loads(child.stdout))
         print(f"{model}, batch {args.batch_size}, {args.repeats} processes a way:")
         for run, label in ((0, "first run in a process"), (1, "second run")):
-            seq = [times[run] for times in seconds["sequential"]]
-            stacked = [times[run] for times in seconds["side_by_side"]]
-            print(
-                f"  {label:22s} sequential min {min(seq):.2f} s median "
-                f"{statistics.median(seq):.2f} s, side by side min {min(stacked):.2f} s median "
-                f"{statistics.median(stacked):.2f} s: speed-up min {min(seq) / min(stacked):.2f}x"
-                f" median {statistics.median(seq) / statistics.median(stacked):.2f}x"
-            )
+            for allocator in ALLOCATORS:
+                seq = [times[run] for times in seconds["sequential", allocator]]
+                stacked = [times[run] for times in seconds["side_by_side", allocator]]
+                print(
+                    f"  {label:22s} {allocator:6s} sequential min {min(seq):.2f} s median "
+                    f"{statistics.median(seq):.2f} s, side by side min {min(stacked):.2f} s "
+                    f"median {statistics.median(stacked):.2f} s: speed-up min "
+                    f"{min(seq) / min(stacked):.2f}x median "
+                    f"{statistics.median(seq) / statistics.median(stacked):.2f}x"
+                )
 
 
 if __name__ == "__main__":
