@@ -40,7 +40,12 @@ from lfxbench.models.base import ZooModel
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS
 from lfxbench.storage import Cache, atomic_write_json
 from lfxbench.suite import Cell, PairCell, Suite, stable_hash
-from lfxbench.timing import calibration_seconds, steady_allocator, stopwatch
+from lfxbench.timing import (
+    calibration_seconds,
+    import_lazy_torch_modules,
+    steady_allocator,
+    stopwatch,
+)
 from lfxbench.training import TrainingLog, train_model
 
 TRAINED_MODELS_KEPT = 4  # in memory at once; the rest reload from the cache
@@ -123,6 +128,7 @@ class Runner:
         self.executor = executor
         self._environment: dict[str, Any] | None = None
         self._steady_allocator = steady_allocator()
+        import_lazy_torch_modules()
         if suite.threads is not None:
             torch.set_num_threads(suite.threads)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,36 @@ def test_a_suite_thread_count_is_applied_and_recorded(tmp_path):
         assert runner.environment["torch_threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+_FIRST_GRADIENT_IMPORTS = """
+import sys
+from pathlib import Path
+import torch
+from lfxbench.loss_gradients import per_example_gradients
+from lfxbench.recipe import Recipe
+from lfxbench.runner import Runner
+from lfxbench.suite import load_suite
+from tiny_models import TinyAutoencoder
+
+suite = load_suite(Path("tests/data/tiny.yaml"))
+Runner(suite, Path(sys.argv[1]) / "run", cache_dir=Path(sys.argv[1]) / "cache", progress=False)
+before = set(sys.modules)
+per_example_gradients(TinyAutoencoder(), Recipe(), torch.randn(3, 6), torch.zeros(3))
+print(len(set(sys.modules) - before))
+"""
+
+
+def test_the_first_gradient_transform_imports_nothing_inside_a_timed_cell(tmp_path):
+    # torch.func.grad imports torch._dynamo on its first call: a runner imports it before
+    # any stopwatch starts, so no cell's time holds a one-off import.
+    root = Path(__file__).parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_GRADIENT_IMPORTS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root / "tests")},
+    )
+    assert int(done.stdout.strip().splitlines()[-1]) == 0
