@@ -13,11 +13,12 @@ objectives (denoising, inpainting, contrastive views) draw their noise inside vm
 statistically the same, not the same draws as a sequential run.
 
 On the CPU stacking pays only under ``lfxbench.timing.steady_allocator`` (the runner sets
-it): stacked activations are members × as large, and glibc maps every allocation above
-32 MiB afresh by default, a page fault per 4 KiB touched. Five dSprites VAEs at batch 100
-stack 65.5 MB convolution outputs: with glibc's default they trained 0.66× as fast side by
-side as one after another, with the steady allocator 0.98–1.14× (MNIST VAE 1.06–1.28×,
-MNIST autoencoder more): ``python tests/benchmarks/test_bench_side_by_side.py``.
+it): stacked activations are members × as large, and glibc by default maps every
+allocation above 32 MiB afresh, a page fault per 4 KiB touched. Five dSprites VAEs at
+batch 100 stack 65.5 MB convolution outputs. Side by side over one after another (min of
+two fresh processes, first / second training of a process), with glibc's default: 0.93× /
+0.81×; with the steady allocator: 1.08× / 1.23× (MNIST VAE 0.90× / 1.10× against 1.04× /
+1.43×): ``python tests/benchmarks/test_bench_side_by_side.py``.
 """
 
 from __future__ import annotations

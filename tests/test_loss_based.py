@@ -196,6 +196,19 @@ def test_hvp_matches_the_exact_hessian_of_the_mean_loss():
     torch.testing.assert_close(products, vectors @ hessian, rtol=1e-9, atol=1e-12)
 
 
+def test_a_kept_hessian_operator_applies_the_exact_hessian_call_after_call():
+    # one forward for many products (Lanczos' way): each call, one vector or a block,
+    # is the exact product, and the kept graph survives the calls
+    model = tiny_model()
+    inputs, labels = toy_data(13, seed=3)
+    mean_loss, flat = flat_mean_loss(model, inputs)
+    hessian = torch.autograd.functional.hessian(mean_loss, flat)
+    operator = EncoderLoss(model, RECONSTRUCTION).hessian_operator(inputs, labels)
+    vectors = torch.randn(4, len(flat), generator=torch.Generator().manual_seed(1), dtype=DTYPE)
+    for block in (vectors[:1], vectors, vectors[2:3], vectors[1:]):
+        torch.testing.assert_close(operator(block), block @ hessian, rtol=1e-9, atol=1e-12)
+
+
 def test_encoder_loss_rejects_vectors_of_the_wrong_size():
     model = tiny_model()
     inputs, labels = toy_data(3, seed=3)

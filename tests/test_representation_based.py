@@ -23,7 +23,7 @@ class Rotated(nn.Module):
         return self.encoder(inputs) @ self.rotation.T
 
 
-def corpus_for(encoder: nn.Module, inputs, labels) -> TrainingCorpus:
+def corpus_for(encoder: nn.Module, inputs, labels, batch_size: int = 7) -> TrainingCorpus:
     model = MnistAutoencoder(latent_dim=4)
     model.encoder = encoder
     return TrainingCorpus(
@@ -33,7 +33,7 @@ def corpus_for(encoder: nn.Module, inputs, labels) -> TrainingCorpus:
         labels=labels,
         train_inputs=inputs,
         train_labels=labels,
-        batch_size=7,
+        batch_size=batch_size,
     )
 
 

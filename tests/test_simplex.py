@@ -56,23 +56,6 @@ def scipy_objective(corpus: torch.Tensor, latent: torch.Tensor) -> float:
     return float(result.fun)
 
 
-def old_simplex(corpus_latents, latents, n_steps, lr):
-    """The implementation before the solver parameter, verbatim: the Adam reference."""
-    logits = torch.zeros(
-        len(latents), len(corpus_latents), dtype=latents.dtype, device=latents.device
-    )
-    logits.requires_grad_()
-    optimizer = torch.optim.Adam([logits], lr=lr)
-    with torch.enable_grad():
-        for _ in range(n_steps):
-            reconstruction = logits.softmax(dim=1) @ corpus_latents
-            loss = (reconstruction - latents).pow(2).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return logits.detach().softmax(dim=1)
-
-
 def method_scores(corpus_latents, test_latents, **params):
     """The registered method on an identity encoder: the latents are the inputs."""
     labels = torch.zeros(len(corpus_latents), dtype=torch.long)
@@ -248,14 +231,22 @@ def test_far_fewer_iterations_than_adam_for_a_better_objective():
     assert ((paper - solution.objective) / scale).mean() > 0.01
 
 
-def test_adam_solver_reproduces_the_previous_implementation_exactly():
+def test_adam_solver_takes_adams_steps_on_softmax_logits_from_zero():
     corpus, test = random_problem(n_corpus=40, n_test=6, seed=8)
-    for params in ({"n_steps": 60, "lr": 0.05}, {"n_steps": 30, "lr": 1e-3}):
-        method, weights = method_scores(corpus, test, solver="adam", **params)
-        assert torch.equal(weights, old_simplex(corpus, test, params["n_steps"], params["lr"]))
-        assert method.solution is not None
-        assert not method.solution.converged
-        assert torch.all(method.solution.iterations == params["n_steps"])
+    # No step: the uniform weights.
+    _, weights = method_scores(corpus, test, solver="adam", n_steps=0, lr=0.1)
+    torch.testing.assert_close(weights, torch.full_like(weights, 1 / 40))
+    # One step: Adam's bias-corrected first step is lr · g / (|g| + eps) per logit, with g
+    # the gradient of the summed loss at zero logits: for softmax at the uniform weights
+    # g_i = w_i (G_i − Σ_j w_j G_j), G = 2 (wᵀC − h) Cᵀ.
+    lr, uniform = 0.05, torch.full((6, 40), 1 / 40, dtype=corpus.dtype)
+    outer = 2 * (uniform @ corpus - test) @ corpus.T
+    gradient = uniform * (outer - (uniform * outer).sum(dim=1, keepdim=True))
+    logits = -lr * gradient / (gradient.abs() + 1e-8)
+    method, weights = method_scores(corpus, test, solver="adam", n_steps=1, lr=lr)
+    torch.testing.assert_close(weights, logits.softmax(dim=1), rtol=1e-9, atol=1e-12)
+    assert method.solution is not None and not method.solution.converged
+    assert torch.all(method.solution.iterations == 1)
     # The defaults of the Adam solver are the previous defaults.
     default = METHODS.get("simplex")(solver="adam")
     assert (default.n_steps, default.lr) == (2000, 0.05)

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_representation_based import corpus_for
 from torch import nn
 
-from lfxbench.explanation import TrainingCorpus
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
-from lfxbench.recipe import Recipe
 from lfxbench.registry import METHODS
 
 pytestmark = pytest.mark.benchmark
@@ -45,27 +44,12 @@ def latents() -> tuple[torch.Tensor, torch.Tensor]:
     return corpus.flatten(1), test.flatten(1)
 
 
-def identity_corpus(corpus_latents: torch.Tensor) -> TrainingCorpus:
-    model = MnistAutoencoder(latent_dim=LATENT_DIM)
-    model.encoder = nn.Identity()
-    labels = torch.zeros(len(corpus_latents), dtype=torch.long)
-    return TrainingCorpus(
-        model=model,
-        recipe=Recipe(),
-        inputs=corpus_latents,
-        labels=labels,
-        train_inputs=corpus_latents,
-        train_labels=labels,
-        batch_size=N_TEST,
-    )
-
-
 @pytest.mark.parametrize("solver", list(SOLVERS))
 def test_simplex_solver(benchmark, latents, solver):
     corpus_latents, test_latents = latents
     method = METHODS.get("simplex")(**SOLVERS[solver])
-    method.fit(identity_corpus(corpus_latents))
     labels = torch.zeros(N_TEST, dtype=torch.long)
+    method.fit(corpus_for(nn.Identity(), corpus_latents, labels, batch_size=N_TEST))
 
     benchmark.group = f"simplex, {N_TEST} test x {N_CORPUS} corpus, d={LATENT_DIM}"
     weights = benchmark.pedantic(
