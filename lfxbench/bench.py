@@ -9,6 +9,20 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lfxbench.results import RESULT_COLUMNS
+
+# The timings it reads, which every record of `lfxbench run` carries.
+BENCH_COLUMNS = (
+    *RESULT_COLUMNS,
+    "suite",
+    "device_name",
+    "training_seconds",
+    "training_epochs",
+    "attribution_seconds",
+    "n_examples",
+    "metric_seconds",
+)
+
 
 def throughput_report(results: pd.DataFrame) -> str:
     single = results[results.get("model_b", pd.Series("", index=results.index)).fillna("") == ""]

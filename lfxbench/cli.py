@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from lfxbench.compare import Tolerances
 from lfxbench.errors import LfxbenchError
@@ -99,13 +102,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_writable_folder(flag: str, folder: Path) -> None:
+    """Before any model trains: an output folder that cannot be one, or cannot be written."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None:  # a relative path under a missing working directory
+        return
+    if not existing.is_dir():
+        raise LfxbenchError(f"{flag} {str(folder)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LfxbenchError(f"{flag} {str(folder)!r}: {str(existing)!r} is not writable")
+
+
 def _run(args: argparse.Namespace) -> int:
     from lfxbench.results import write_run
-    from lfxbench.runner import Runner
-    from lfxbench.suite import load_suite
+    from lfxbench.runner import Runner, default_cache_dir
+    from lfxbench.suite import SAFE_NAME, SAFE_NAME_RULE, load_suite
 
     suite = load_suite(args.suite)
+    if args.run_name is not None and not SAFE_NAME.fullmatch(args.run_name):
+        raise LfxbenchError(f"--run-name {args.run_name!r} cannot be used: {SAFE_NAME_RULE}")
     run_dir = args.out / (args.run_name or suite.name)
+    for flag, folder in (
+        ("--out", args.out),
+        ("--cache-dir", args.cache_dir or default_cache_dir()),
+    ):
+        _check_writable_folder(flag, folder)
     started = time.perf_counter()
     runner = Runner(
         suite,
@@ -138,9 +159,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from lfxbench.leaderboard import aggregate, render, trends
-    from lfxbench.results import load_results
+    from lfxbench.results import LEADERBOARD_COLUMNS, load_results
 
-    results = load_results(args.run_dir)
+    results = load_results(args.run_dir, LEADERBOARD_COLUMNS)
     run_file = args.run_dir / "run.json"
     parameters = (
         json.loads(run_file.read_text())["suite"].get("trends", []) if (run_file.is_file()) else []
@@ -172,7 +193,14 @@ def _compare(args: argparse.Namespace) -> int:
         for name in Tolerances.model_fields
         if getattr(args, name) is not None
     }
-    tolerances = Tolerances(**{**settings, **overrides})
+    try:
+        tolerances = Tolerances(**{**settings, **overrides})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, item['loc'])).replace('_', '-')}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise LfxbenchError(f"compare: {problems}") from None
     table = compare(baseline, candidate, tolerances)
     if args.format == "md":
         text = render_markdown(table, tolerances)
@@ -187,10 +215,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from lfxbench.bench import throughput_report
+    from lfxbench.bench import BENCH_COLUMNS, throughput_report
     from lfxbench.results import load_results
 
-    print(throughput_report(load_results(args.run_dir)))
+    print(throughput_report(load_results(args.run_dir, BENCH_COLUMNS)))
     return 0
 
 
@@ -230,19 +258,50 @@ COMMANDS = {
 }
 
 
+def _out_of_memory(error: Exception) -> bool:
+    torch = sys.modules.get("torch")  # `list` and `compare` never import it
+    if torch is not None and isinstance(error, torch.OutOfMemoryError):
+        return True
+    # torch's CPU allocator raises a RuntimeError, not a MemoryError, when a request fails.
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handlers below
+        return code
     except LfxbenchError as error:
         print(f"lfxbench: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:
+        # The reader left (`lfxbench bench RUN | head -1`): stop quietly, and point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a tool killed by the signal reports
+    except OSError as error:  # a folder or file the system refuses: the path is in it
+        print(f"lfxbench: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "lfxbench: interrupted; finished cells and caches are kept, rerun to resume",
             file=sys.stderr,
         )
         return 130
+    except Exception as error:
+        if not _out_of_memory(error):
+            raise
+        print(
+            f"lfxbench: error: out of memory ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}); finished cells "
+            "are kept. Lower the suite's batch_size or the sizes of the step that ran out, "
+            "then rerun to resume",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -96,12 +96,15 @@ class Metric(ABC):
     """Scores one explanation. Subclasses declare what the engine must know.
 
     ``explains``: the kind of method it applies to (``any`` for both); ``direction``:
-    whether a higher value is better; ``scope``: ``cell`` (one model x method x seed).
+    whether a higher value is better; ``scope``: ``cell`` (one model x method x seed);
+    ``needs_object_masks``: it scores against ground-truth object masks, so only models of
+    a dataset that declares ``provides_object_masks`` can be scored (checked at validation).
     """
 
     explains: ClassVar[Literal["feature", "unit", "example", "any"]] = "feature"
     direction: ClassVar[Literal["higher", "lower"]]
     scope: ClassVar[Literal["cell", "pair"]] = "cell"
+    needs_object_masks: ClassVar[bool] = False
 
     def __call__(self, context: EvaluationContext) -> MetricResult:
         if context.method_kind == "feature":

@@ -34,6 +34,7 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         "attribution_seconds",
         "training_seconds",
         "calibration_seconds",
+        "calibration_after_seconds",
     ):
         if column not in results:
             results[column] = np.nan
@@ -41,7 +42,8 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     board = grouped.agg(
         method_kind=("method_kind", "first"),
         direction=("direction", "first"),
-        mean=("value", "mean"),
+        # Not skipping NaN: one seed without a value must not pass for the others' mean.
+        mean=("value", lambda values: values.mean(skipna=False)),
         std=("value", "std"),
         n_seeds=("seed", "nunique"),
         attribution_ms_per_example=("attribution_seconds_per_example", lambda s: 1e3 * s.mean()),
@@ -49,6 +51,7 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         training_seconds=("training_seconds", "mean"),
         attribution_seconds=("attribution_seconds", "mean"),
         calibration_seconds=("calibration_seconds", "mean"),
+        calibration_after_seconds=("calibration_after_seconds", "mean"),
     ).reset_index()
     board["ci95"] = grouped["value"].apply(_ci95_halfwidth).to_numpy()
     board["std"] = board["std"].fillna(0.0)
@@ -62,7 +65,7 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         .groupby(
             [board.loc[single, "model"], board.loc[single, "dataset"], board.loc[single, "metric"]]
         )
-        .rank(method="min")
+        .rank(method="min", na_option="bottom")  # a NaN mean ranks last, after the ties
     )
     board["rank"] = 0
     board.loc[single, "rank"] = ranks.astype(int)

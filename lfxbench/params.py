@@ -7,7 +7,12 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+# Interpolation steps and samples per explained example: each multiplies a batch in memory
+# (Captum expands the inputs that many times), so a typo such as 10**12 stops at validation
+# rather than in a MemoryError after the model has trained.
+Steps = typing.Annotated[int, Field(ge=1, le=10_000)]
 
 
 def _signature_target(target: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,7 +31,7 @@ def params_model(target: Callable[..., Any], skip: Iterable[str] = ()) -> type[B
         annotation = hints.get(name, Any)
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[name] = (annotation, default)
-    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
     return create_model(
         f"{getattr(target, '__name__', 'Target')}Params", __config__=config, **fields
     )

@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class Recipe(BaseModel):
     """How a model is trained; part of the model's cache key. Defaults: the paper's MNIST."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # None: the model's first objective (resolved when the suite is validated).
     objective: str | None = None
-    epochs: int = Field(100, ge=1)
-    batch_size: int = Field(200, ge=1)
+    epochs: int = Field(100, ge=1, le=100_000)
+    batch_size: int = Field(200, ge=1, le=2**20)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-5, ge=0)
     patience: int = Field(10, ge=1)

@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,32 +128,59 @@ def load_entry_point_plugins() -> None:
             ) from error
 
 
+def _failure_line(error: BaseException, path: Path) -> str:
+    """Where in the plugin file an import failed: its last frame there, else nothing."""
+    if isinstance(error, SyntaxError) and error.lineno is not None:
+        return f" line {error.lineno}:"
+    frames = [
+        frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == str(path)
+    ]
+    return f" line {frames[-1].lineno}:" if frames else ""
+
+
 def load_plugin(spec: str, base_dir: Path | None = None) -> None:
-    """Import a plugin given as a ``.py`` path (relative to ``base_dir``) or a module name."""
+    """Import a plugin given as a ``.py`` path (relative to ``base_dir``) or a module name.
+
+    A plugin is code run with the user's rights, as trusted as the suite that lists it.
+    """
     load_builtins()
-    if spec.endswith(".py") or "/" in spec:
-        path = Path(spec)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+    path = Path(spec)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if spec.endswith(".py") or "/" in spec or path.is_file():
         path = path.resolve()
         if not path.is_file():
             raise LfxbenchError(f"plugin file {str(path)!r} does not exist")
+        if path.suffix != ".py":
+            raise LfxbenchError(
+                f"plugin {str(path)!r} is not a Python file: give a .py file or a module name"
+            )
         # Named by content: the same plugin file loaded from two places is one plugin.
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         module_name = f"lfxbench_plugin_{path.stem}_{digest}"
         if module_name in sys.modules:
             return
         module_spec = importlib.util.spec_from_file_location(module_name, path)
-        assert module_spec is not None and module_spec.loader is not None
+        assert module_spec is not None and module_spec.loader is not None  # a .py file
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception:
+        except LfxbenchError:
             del sys.modules[module_name]
             raise
+        except Exception as error:  # the plugin's own bug: say where, not a traceback
+            del sys.modules[module_name]
+            raise LfxbenchError(
+                f"plugin file {str(path)!r} failed to load:{_failure_line(error, path)} "
+                f"{type(error).__name__}: {error}"
+            ) from error
     else:
         try:
             importlib.import_module(spec)
-        except ModuleNotFoundError as error:
-            raise LfxbenchError(f"plugin module {spec!r} cannot be imported: {error}") from error
+        except LfxbenchError:
+            raise
+        except Exception as error:
+            raise LfxbenchError(
+                f"plugin module {spec!r} cannot be imported: {type(error).__name__}: {error}"
+            ) from error

@@ -1,7 +1,7 @@
 """A run directory: tidy results, curves, leaderboards and figures, each written atomically.
 
 runs/<suite>/
-  cells/<key>.json      one finished cell each (what a rerun skips)
+  cells/<key>.json      one finished cell each (what a rerun skips), keyed with its data
   results.csv           one row per measurement
   curves.csv            one row per curve point
   leaderboard.{md,csv,html}
@@ -70,12 +70,25 @@ def write_run(
     return written
 
 
-def load_results(run_dir: Path) -> pd.DataFrame:
+# What every reader of a results table needs (the leaderboard also reads the suite,
+# dataset and direction: LEADERBOARD_COLUMNS).
+RESULT_COLUMNS = ("model", "method", "metric", "seed", "value")
+LEADERBOARD_COLUMNS = (*RESULT_COLUMNS, "suite", "dataset", "direction")
+
+
+def load_results(run_dir: Path, columns: tuple[str, ...] = RESULT_COLUMNS) -> pd.DataFrame:
     path = Path(run_dir) / "results.csv"
     if not path.is_file():
         raise LfxbenchError(
             f"{run_dir} holds no results.csv; is it a run directory of `lfxbench run`?"
         )
-    return pd.read_csv(path, dtype={"model_b": str, "method_b": str}).fillna(
-        {"model_b": "", "method_b": ""}
-    )
+    # The cells are the record of a run, results.csv a table made from them.
+    remedy = "rerun `lfxbench run` on its suite to rebuild it from the finished cells"
+    try:
+        results = pd.read_csv(path, dtype={"model_b": str, "method_b": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise LfxbenchError(f"{path} is not a readable table ({error}); {remedy}") from error
+    missing = [column for column in columns if column not in results]
+    if missing:
+        raise LfxbenchError(f"{path} lacks the columns {', '.join(missing)}; {remedy}")
+    return results.fillna({"model_b": "", "method_b": ""})

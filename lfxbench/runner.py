@@ -2,8 +2,10 @@
 
 Data path: cells -> model cache -> attribution cache -> metric -> one JSON per finished
 cell -> tidy results -> leaderboard and figures. Finished cells are never recomputed;
-an interrupted run resumes from them and from the caches. Pairwise metrics (agreement
-across models or methods) run after the cells, on the cached attributions.
+an interrupted run resumes from them and from the caches. A cell is filed under its key
+and the fingerprint of its data; a cell or cache file that does not validate is warned
+about and recomputed. Pairwise metrics (agreement across models or methods) run after
+the cells, on the cached attributions.
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ from lfxbench.evaluation import EvaluationContext, MetricResult
 from lfxbench.explanation import TrainingCorpus
 from lfxbench.models.base import ZooModel
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS
-from lfxbench.storage import Cache, atomic_write_json
+from lfxbench.storage import (
+    Cache,
+    atomic_write_json,
+    attribution_problem,
+    make_folder,
+    read_cell,
+    state_dict_problem,
+    trained_model_problem,
+)
 from lfxbench.suite import Cell, PairCell, Suite, stable_hash
 from lfxbench.timing import (
     calibration_seconds,
@@ -101,9 +111,10 @@ class Explained:
     labels: torch.Tensor
     corpus_labels: torch.Tensor | None
     peak_memory_mb: float = float("nan")  # on CUDA: the device memory the method needed
-    # The calibration workload timed just before the attribution: the machine's speed at
-    # that moment (NaN for attributions cached before it was recorded).
+    # The calibration workload timed just before and just after the attribution: the
+    # machine's speed around it (NaN for attributions cached before they were recorded).
     calibration_seconds: float = float("nan")
+    calibration_after_seconds: float = float("nan")
 
 
 class Runner:
@@ -182,7 +193,7 @@ class Runner:
         data = self.dataset(cell.model.dataset)
         key = self.model_cache_key(cell)
         model = self.new_model(cell)
-        cached = self.cache.load("models", key)
+        cached = self.cache.load("models", key, lambda found: trained_model_problem(found, model))
         if cached is not None:
             model.load_state_dict(cached["state_dict"])
             model.to(self.device).eval()
@@ -276,8 +287,14 @@ class Runner:
         inputs, labels, corpus = self.explained_examples(cell)
         inputs, labels = inputs.to(self.device), labels.to(self.device)
         corpus_labels = None if corpus is None else data.train_labels[corpus].to(self.device)
+        # The model's key holds the data's fingerprint: other data, other attributions.
         key = stable_hash({"attribution": cell.attribution_key, "model": trained.cache_key})
-        cached = self.cache.load("attributions", key)
+        n_corpus = None if corpus is None else len(corpus)
+        cached = self.cache.load(
+            "attributions",
+            key,
+            lambda found: attribution_problem(found, cell.method_kind, inputs.shape, n_corpus),
+        )
         if cached is not None:
             return Explained(
                 trained,
@@ -288,6 +305,7 @@ class Runner:
                 corpus_labels,
                 cached.get("peak_memory_mb", float("nan")),
                 cached.get("calibration_seconds", float("nan")),
+                cached.get("calibration_after_seconds", float("nan")),
             )
         model = trained.model.eval()
         # The speed of a shared machine drifts within a run (on 2 CPU cores a RELAX call
@@ -327,6 +345,10 @@ class Runner:
             if self.device.type == "cuda"
             else float("nan")
         )
+        # After the peak is read (the workload allocates on the device) and on a forked
+        # generator, so the draws that follow are those of a run without it.
+        with torch.random.fork_rng(devices=[]):
+            calibration_after = calibration_seconds(self.device, repeats=3)
         self.cache.save(
             "attributions",
             key,
@@ -335,10 +357,19 @@ class Runner:
                 "seconds": elapsed.seconds,
                 "peak_memory_mb": peak,
                 "calibration_seconds": calibration,
+                "calibration_after_seconds": calibration_after,
             },
         )
         return Explained(
-            trained, values, elapsed.seconds, inputs, labels, corpus_labels, peak, calibration
+            trained,
+            values,
+            elapsed.seconds,
+            inputs,
+            labels,
+            corpus_labels,
+            peak,
+            calibration,
+            calibration_after,
         )
 
     def evaluate(self, cell: Cell, explained: Explained) -> dict[str, Any]:
@@ -384,9 +415,10 @@ class Runner:
         }
 
     def _calibration_of(self, explained: Explained) -> dict[str, float]:
+        after = {"calibration_after_seconds": explained.calibration_after_seconds}
         if math.isnan(explained.calibration_seconds):
-            return {}  # the run's own calibration (from the environment) stands
-        return {"calibration_seconds": explained.calibration_seconds}
+            return after  # the run's own calibration (from the environment) stands
+        return {"calibration_seconds": explained.calibration_seconds} | after
 
     def explained_masks(self, cell: Cell) -> torch.Tensor | None:
         """Ground-truth masks of the explained test inputs, where the dataset has them."""
@@ -455,7 +487,9 @@ class Runner:
         # calling metric runs without them.
         with seeded(cell.seed), torch.enable_grad():
             model = self.new_model(cell)
-            cached = self.cache.load("models", key)
+            cached = self.cache.load(
+                "models", key, lambda found: state_dict_problem(found.get("state_dict"), model)
+            )
             if cached is not None:
                 model.load_state_dict(cached["state_dict"])
                 return model.to(self.device).eval()
@@ -481,7 +515,7 @@ class Runner:
             "model_b": pair.second.model.id,
             "method_b": pair.second.method.id,
             "n_examples": len(first.inputs),
-            "cell_key": pair.key,
+            "cell_key": self.cell_key(pair),
         }
 
     def record(self, cell: Cell, result: MetricResult, direction: str, seconds: float) -> dict:
@@ -503,7 +537,7 @@ class Runner:
             "value": result.value,
             "direction": direction,
             "metric_seconds": seconds,
-            "cell_key": cell.key,
+            "cell_key": self.cell_key(cell),
             **self.environment,
             "curve": [list(point) for point in result.curve],
             "curve_axes": list(result.curve_axes),
@@ -513,8 +547,22 @@ class Runner:
 
     # -- the run ----------------------------------------------------------------------
 
+    def cell_key(self, cell: Cell | PairCell) -> str:
+        """The name of a finished cell's file: the suite's key of the cell and the
+        fingerprint of the data it ran on (another ``--data-dir``, another key)."""
+        members = (cell.first, cell.second) if isinstance(cell, PairCell) else (cell,)
+        data = [self.dataset(member.model.dataset).fingerprint() for member in members]
+        return stable_hash({"cell": cell.key, "data": data})
+
+    @property
+    def cells_dir(self) -> Path:
+        return self.run_dir / "cells"
+
     def cell_path(self, key: str) -> Path:
-        return self.run_dir / "cells" / f"{key}.json"
+        return self.cells_dir / f"{key}.json"
+
+    def read_finished(self, key: str) -> dict[str, Any] | None:
+        return read_cell(self.cell_path(key), key)
 
     def run(self) -> list[dict[str, Any]]:
         """Compute every unfinished cell; return the records of all cells of the suite."""
@@ -529,12 +577,19 @@ class Runner:
 
     def _run(self) -> list[dict[str, Any]]:
         cells, pairs = self.suite.cells(), self.suite.pair_cells()
-        pending = [cell for cell in cells if not self.cell_path(cell.key).is_file()]
-        pending_pairs = [pair for pair in pairs if not self.cell_path(pair.key).is_file()]
+        cell_keys = [self.cell_key(cell) for cell in cells]
+        pair_keys = [self.cell_key(pair) for pair in pairs]
+        # An unusable cell file (warned about) counts as unfinished and is recomputed.
+        finished = {key: self.read_finished(key) for key in [*cell_keys, *pair_keys]}
+        pending = [c for c, key in zip(cells, cell_keys, strict=True) if finished[key] is None]
+        pending_pairs = [
+            p for p, key in zip(pairs, pair_keys, strict=True) if finished[key] is None
+        ]
         # Cells come model -> seed -> method -> metric: each explanation is computed once
         # and scored by every metric of its group before the next one is made.
         groups = [list(g) for _, g in itertools.groupby(pending, key=lambda c: c.attribution_key)]
         if groups or pending_pairs:
+            make_folder(self.cells_dir)  # fails now, not after the training: `--out` a file
             if self.suite.train_side_by_side:
                 needed = [g[0] for g in groups] + [
                     c for p in pending_pairs for c in (p.first, p.second)
@@ -546,8 +601,17 @@ class Runner:
                 run_on_ray(self, groups, pending_pairs)
             else:
                 self._run_locally(groups, pending_pairs)
-        keys = [cell.key for cell in cells] + [pair.key for pair in pairs]
-        return [json.loads(self.cell_path(key).read_text()) for key in keys]
+        return [record or self._computed_record(key) for key, record in finished.items()]
+
+    def _computed_record(self, key: str) -> dict[str, Any]:
+        record = self.read_finished(key)
+        if record is None:
+            raise LfxbenchError(
+                f"{self.cell_path(key)}: the cell just computed is missing or unusable; was "
+                "the run directory changed by something else during the run? Rerun to "
+                "recompute it."
+            )
+        return record
 
     def _run_locally(self, groups: list[list[Cell]], pairs: list[PairCell]) -> None:
         total = sum(map(len, groups)) + len(pairs)
@@ -571,10 +635,10 @@ class Runner:
         """One explanation and every metric of it; each finished cell written at once."""
         explained = self.explain(group[0])
         for cell in group:
-            atomic_write_json(self.cell_path(cell.key), self.evaluate(cell, explained))
+            atomic_write_json(self.cell_path(self.cell_key(cell)), self.evaluate(cell, explained))
 
     def run_pair(self, pair: PairCell) -> None:
-        atomic_write_json(self.cell_path(pair.key), self.evaluate_pair(pair))
+        atomic_write_json(self.cell_path(self.cell_key(pair)), self.evaluate_pair(pair))
 
 
 IDENTITY = ("suite", "model", "dataset", "method", "metric", "model_b", "method_b", "seed")

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lfxbench.baselines import Baseline
@@ -22,6 +22,7 @@ from lfxbench.errors import LfxbenchError, SuiteError, UnknownNameError
 from lfxbench.params import validate_params
 from lfxbench.recipe import Recipe
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS, Registry, load_plugin
+from lfxbench.suite_yaml import check_document, field_path, read_suite_document
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -116,8 +117,12 @@ class Suite(_Strict):
     name: str
     description: str = ""
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    batch_size: int = Field(256, ge=1, description="examples per attribution / metric batch")
+    seeds: list[Annotated[int, Field(ge=0, lt=2**63)]] = Field(
+        default_factory=lambda: [0], min_length=1
+    )
+    batch_size: int = Field(
+        256, ge=1, le=2**20, description="examples per attribution / metric batch"
+    )
     executor: Literal["local", "ray"] = Field("local", description="where cells run")
     trends: list[str] = Field(
         default_factory=list,
@@ -133,6 +138,7 @@ class Suite(_Strict):
     threads: int | None = Field(
         None,
         ge=1,
+        le=1024,
         description="CPU threads torch may use (default: torch's choice); 1 steadies the "
         "timings on a shared machine",
     )
@@ -295,13 +301,6 @@ def _applies(metric: Entry, method: Entry) -> bool:
     return METRICS.get(metric.name).explains in ("any", _kind(method))
 
 
-def _field_path(location: tuple[Any, ...]) -> str:
-    path = ""
-    for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
 def _allowed_fields(location: tuple[Any, ...]) -> list[str] | None:
     """The fields of the schema object that holds the field at ``location``."""
     model: type[BaseModel] = Suite
@@ -366,6 +365,61 @@ def _check_distinct_configs(
         first_of.setdefault(config, index)
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+SAFE_NAME_RULE = (
+    "letters, digits and _ . + - only, starting with a letter or digit, at most 100 "
+    "characters (it names files and folders of the run)"
+)
+
+
+def _unsafe_names(suite: Suite) -> list[tuple[str, str]]:
+    """Every name the run uses as a file or folder name: the suite's, each entry's id and
+    each trend parameter. A ``/`` or ``..`` would write outside the run directory."""
+    named: list[tuple[str, str]] = [("name", suite.name)]
+    for field in ("datasets", "models", "methods", "metrics"):
+        for index, entry in enumerate(getattr(suite, field)):
+            # An id defaults to the registered name: say which one to set.
+            where = "id" if entry.id != entry.name else "name"
+            named.append((f"{field}[{index}].{where}", entry.id))
+    named += [(f"trends[{index}]", name) for index, name in enumerate(suite.trends)]
+    return [
+        (
+            field,
+            f"{value!r} cannot be used: {SAFE_NAME_RULE}"
+            + ("; give the entry an `id:`" if field.endswith(".name") else ""),
+        )
+        for field, value in named
+        if not SAFE_NAME.fullmatch(value)
+    ]
+
+
+def _masks_missing(suite: Suite) -> list[tuple[str, str]]:
+    """Metrics that need ground-truth object masks, scoring a model whose dataset has none:
+    found now rather than after the model has trained."""
+    with_masks = sorted(
+        entry.name for entry in DATASETS if getattr(entry.target, "provides_object_masks", False)
+    )
+    problems = []
+    for index, metric in enumerate(suite.metrics):
+        if not getattr(METRICS.get(metric.name), "needs_object_masks", False):
+            continue
+        for model in suite.models:
+            dataset = suite.dataset(model.dataset)
+            if metric.scores(model) and not getattr(
+                DATASETS.get(dataset.name), "provides_object_masks", False
+            ):
+                problems.append(
+                    (
+                        f"metrics[{index}]",
+                        f"{metric.name!r} needs ground-truth object masks, and dataset "
+                        f"{dataset.name!r} (model {model.id!r}) has none; datasets with masks: "
+                        f"{', '.join(with_masks) or '(none)'}. Restrict the metric with "
+                        "`models: [ids of models on such a dataset]`",
+                    )
+                )
+    return problems
+
+
 def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None) -> Suite:
     """Validate a parsed YAML document into a Suite, or raise SuiteError listing every problem."""
     if not isinstance(raw, dict):
@@ -379,6 +433,7 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
                 )
             ],
         )
+    check_document(raw, source)
     # `x-...` keys hold YAML anchors shared by entries (as in docker-compose): not fields.
     raw = {key: value for key, value in raw.items() if not str(key).startswith("x-")}
     try:
@@ -390,10 +445,12 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
             if item["type"] == "extra_forbidden":
                 allowed = _allowed_fields(item["loc"])
                 message = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-            problems.append((_field_path(item["loc"]), message))
+            problems.append((field_path(item["loc"]), message))
         raise SuiteError(source, problems) from None
 
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = _unsafe_names(suite)
+    if problems:
+        raise SuiteError(source, problems)
     for index, plugin in enumerate(suite.plugins):
         try:
             load_plugin(plugin, base_dir)
@@ -460,6 +517,7 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     if not problems:
         for field, entries in (("models", models), ("methods", methods), ("metrics", metrics)):
             _check_distinct_configs(problems, field, entries)
+        problems.extend(_masks_missing(suite))
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):
             kind = METRICS.get(entry.name).explains
@@ -531,10 +589,5 @@ def describe_suite(suite: Suite) -> list[str]:
 
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
-    if not path.is_file():
-        raise LfxbenchError(f"suite file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise SuiteError(str(path), [("(yaml)", str(error).replace("\n", " "))]) from None
+    raw = read_suite_document(path)
     return validate_suite(raw, source=str(path), base_dir=path.parent)

@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import nn
 
 from lfxbench.explanation import FeatureMethod
+from lfxbench.params import Steps
 from lfxbench.registry import METHODS, register_method
 
 ENCODE_BATCH = 256
@@ -148,8 +149,8 @@ class Cocoa(FeatureMethod):
         corpus: Literal["same_class", "neighbours", "random"] = "same_class",
         corpus_size: Annotated[int, Field(ge=1)] = 100,
         foil_size: Annotated[int, Field(ge=1)] = 1500,
-        n_steps: Annotated[int, Field(ge=1)] = 50,
-        n_samples: Annotated[int, Field(ge=1)] = 50,
+        n_steps: Steps = 50,
+        n_samples: Steps = 50,
     ):
         super().__init__(encoder)
         # The base method keeps its Captum object; COCOA only swaps the function it explains.

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from captum.attr import GradientShap
+from pydantic import Field
 from torch import nn
 
 from lfxbench.labelfree import LabelFreeCaptumMethod
+from lfxbench.params import Steps
 from lfxbench.registry import register_method
 
 
@@ -19,7 +21,9 @@ class LabelFreeGradientShap(LabelFreeCaptumMethod):
 
     captum_method = GradientShap
 
-    def __init__(self, encoder: nn.Module, n_samples: int = 50, stdevs: float = 0.0):
+    def __init__(
+        self, encoder: nn.Module, n_samples: Steps = 50, stdevs: Annotated[float, Field(ge=0)] = 0.0
+    ):
         super().__init__(encoder)
         self.n_samples = n_samples
         self.stdevs = stdevs

@@ -95,7 +95,7 @@ class InfluenceFunctions(ExampleMethod):
         damping: Annotated[float, Field(ge=0, lt=1)] = 1e-3,
         scale: Annotated[float, Field(gt=0)] = 1e3,
         recursion_depth: Annotated[int, Field(ge=1, le=100_000)] = 100,
-        n_repeats: Annotated[int, Field(ge=1)] = 1,
+        n_repeats: Annotated[int, Field(ge=1, le=1_000)] = 1,
         hessian_batch_size: Annotated[int, Field(ge=1)] | None = None,
         rank: Annotated[int, Field(ge=1, le=2_000)] = 30,
         lissa_batch_size: Annotated[int, Field(ge=1)] | None = None,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from captum.attr import IntegratedGradients
+from pydantic import Field
 from torch import nn
 
 from lfxbench.labelfree import LabelFreeCaptumMethod
+from lfxbench.params import Steps
 from lfxbench.registry import register_method
 
 
@@ -21,11 +23,11 @@ class LabelFreeIntegratedGradients(LabelFreeCaptumMethod):
     def __init__(
         self,
         encoder: nn.Module,
-        n_steps: int = 50,
+        n_steps: Steps = 50,
         method: Literal[
             "gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"
         ] = "gausslegendre",
-        internal_batch_size: int | None = None,
+        internal_batch_size: Annotated[int, Field(ge=1)] | None = None,
     ):
         super().__init__(encoder)
         self.n_steps = n_steps

@@ -10,6 +10,7 @@ from captum.attr import DeepLift, GradientShap, IntegratedGradients, Saliency
 from torch import nn
 
 from lfxbench.explanation import UnitMethod
+from lfxbench.params import Steps
 from lfxbench.registry import register_method
 
 CAPTUM_METHODS = {
@@ -30,8 +31,8 @@ class PerUnitAttribution(UnitMethod):
         method: Literal["saliency", "integrated_gradients", "gradient_shap", "deeplift"] = (
             "gradient_shap"
         ),
-        n_steps: int = 50,
-        n_samples: int = 50,
+        n_steps: Steps = 50,
+        n_samples: Steps = 50,
         scale_by_unit: bool = True,
         absolute: bool = True,
     ):

@@ -113,7 +113,7 @@ class Relax(FeatureMethod):
     def __init__(
         self,
         encoder: nn.Module,
-        n_masks: Annotated[int, Field(ge=1)] = 3000,
+        n_masks: Annotated[int, Field(ge=1, le=1_000_000)] = 3000,
         mask_batch: Annotated[int, Field(ge=1)] = 100,
         grid: Annotated[int, Field(ge=1)] = 7,
         keep_probability: Annotated[float, Field(gt=0, le=1)] = 0.5,

@@ -316,9 +316,9 @@ class SimplEx(ExampleMethod):
         self,
         solver: Solver = "projected_gradient",
         tolerance: Annotated[float, Field(gt=0, lt=1)] = 1e-6,
-        max_iterations: Annotated[int, Field(ge=1)] = 10_000,
+        max_iterations: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000,
         line_search: bool = True,
-        n_steps: Annotated[int, Field(ge=0)] = 2000,
+        n_steps: Annotated[int, Field(ge=0, le=1_000_000)] = 2000,
         lr: Annotated[float, Field(gt=0)] = 0.05,
     ):
         self.solver = solver

@@ -26,7 +26,7 @@ class FaithfulnessCorrelation(Metric):
 
     def __init__(
         self,
-        nr_runs: Annotated[int, Field(ge=2)] = 100,
+        nr_runs: Annotated[int, Field(ge=2, le=100_000)] = 100,
         subset_size: Annotated[int, Field(ge=1)] = 224,
         # Quantus's per-example fills: black = the example's minimum, white = its maximum,
         # mean = its mean, uniform = one U(0, 1) draw per example and run.

@@ -39,6 +39,7 @@ class PointingGame(Metric):
 
     explains = "feature"
     direction = "higher"
+    needs_object_masks = True
 
     def evaluate(self, context: EvaluationContext) -> MetricResult:
         metric = quantus.PointingGame(**QUIET)
@@ -52,6 +53,7 @@ class TopKIntersection(Metric):
 
     explains = "feature"
     direction = "higher"
+    needs_object_masks = True
 
     def __init__(self, k: Annotated[int, Field(ge=1)] = 1000):
         self.k = k
@@ -70,6 +72,7 @@ class RelevanceRank(Metric):
 
     explains = "feature"
     direction = "higher"
+    needs_object_masks = True
 
     def evaluate(self, context: EvaluationContext) -> MetricResult:
         metric = quantus.RelevanceRankAccuracy(**QUIET)

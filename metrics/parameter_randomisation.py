@@ -36,7 +36,7 @@ class ModelParameterRandomisation(Metric):
     def __init__(
         self,
         # MPRT re-explains every example once per randomisable layer.
-        n_examples: Annotated[int, Field(ge=1)] = 32,
+        n_examples: Annotated[int, Field(ge=1, le=100_000)] = 32,
         similarity: Literal["spearman", "pearson", "kendall"] = "spearman",
     ):
         self.n_examples = n_examples

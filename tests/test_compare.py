@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -109,3 +112,153 @@ def test_aggregated_leaderboard_is_accepted_as_a_side(tmp_path, capsys):
     results(BASE).to_csv(tmp_path / "cand.csv", index=False)
     assert main(["compare", str(tmp_path / "board.csv"), str(tmp_path / "cand.csv")]) == 0
     assert main(["compare", str(tmp_path / "nope.csv"), str(tmp_path / "cand.csv")]) == 2
+
+
+# --- NaN and infinite values ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", ["candidate", "baseline"])
+def test_a_nan_on_one_side_is_a_regression_shown_as_not_finite(tmp_path, capsys, side):
+    broken = results(dict(BASE, **{"ig/shift": (0.80, float("nan"))}))  # one seed is enough
+    if side == "candidate":
+        assert compare_exit(tmp_path, broken) == 1
+    else:
+        broken.to_csv(tmp_path / "base.csv", index=False)
+        results(BASE).to_csv(tmp_path / "cand.csv", index=False)
+        assert main(["compare", str(tmp_path / "base.csv"), str(tmp_path / "cand.csv")]) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| ae/ig/shift"))
+    assert "nan" in row and "not finite" in row and "REGRESSION" in row
+    assert "0 worse, 1 not finite in quality" in out and "- ae/ig/shift" in out
+
+
+def test_an_infinite_value_is_not_finite(tmp_path, capsys):
+    assert compare_exit(tmp_path, results(dict(BASE, **{"ig/loss": (0.1, float("inf"))}))) == 1
+    assert "not finite" in capsys.readouterr().out
+
+
+def test_nan_on_both_sides_is_undefined_not_a_regression(tmp_path, capsys):
+    # a metric undefined for a cell in both runs (none of the committed leaderboards has one)
+    undefined = dict(BASE, **{"random/shift": (float("nan"), float("nan"))})
+    results(undefined).to_csv(tmp_path / "base.csv", index=False)
+    results(undefined).to_csv(tmp_path / "cand.csv", index=False)
+    assert main(["compare", str(tmp_path / "base.csv"), str(tmp_path / "cand.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "2 same, 0 worse, 1 undefined in quality" in out and "No regression." in out
+
+
+# --- runtime on a noisy machine ------------------------------------------------------------
+
+
+def timed(
+    frame: pd.DataFrame,
+    seconds: tuple[float, float],
+    before: tuple[float, float],
+    after: tuple[float, float] | None = None,
+    method: str | None = None,
+) -> pd.DataFrame:
+    """Per-seed attribution seconds and calibration timings (seed 0, seed 1), on the rows of
+    ``method`` (all by default); ``after`` is the workload timed after the attribution."""
+    frame = frame.copy()
+    rows = frame["method"].eq(method) if method else pd.Series(True, index=frame.index)
+    for column, per_seed in (
+        ("attribution_seconds", seconds),
+        ("calibration_seconds", before),
+        ("calibration_after_seconds", after),
+    ):
+        if per_seed is not None:
+            frame.loc[rows, column] = frame.loc[rows, "seed"].map(dict(enumerate(per_seed)))
+    return frame
+
+
+def compare_timed(tmp_path, baseline: pd.DataFrame, candidate: pd.DataFrame) -> int:
+    baseline.to_csv(tmp_path / "base.csv", index=False)
+    candidate.to_csv(tmp_path / "cand.csv", index=False)
+    return main(["compare", str(tmp_path / "base.csv"), str(tmp_path / "cand.csv")])
+
+
+# Identical code, 1 s of attribution and 0.5 s of calibration on an idle machine. Each seed
+# ran while the machine was busier by a factor in [1, 3]; only one of the two calibration
+# timings beside it caught that (the baseline's the one before, the candidate's the one after).
+NOISY_BASE = timed(results(BASE), seconds=(1.0, 1.2), before=(0.5, 0.6), after=(0.5, 0.5))
+NOISY_CAND = timed(results(BASE), seconds=(3.0, 2.5), before=(0.5, 0.5), after=(1.5, 1.25))
+
+
+def test_noisy_but_equal_runs_pass(tmp_path, capsys):
+    # the calibration before alone says 2.75x slower (over the threshold of 2)
+    assert compare_timed(tmp_path, NOISY_BASE, NOISY_CAND) == 0
+    out = capsys.readouterr().out
+    assert "0 slower than 2× on every seed" in out and "No regression." in out
+
+
+def test_a_4x_slower_method_on_both_seeds_fails_on_the_noisy_machine(tmp_path, capsys):
+    slower = timed(NOISY_CAND, seconds=(12.0, 10.0), before=(0.5, 0.5), method="ig")
+    assert compare_timed(tmp_path, NOISY_BASE, slower) == 1
+    out = capsys.readouterr().out
+    assert "- ae/ig/shift" in out and "- ae/ig/loss" in out and "- ae/random/shift" not in out
+    ig_rows = [line.split("|") for line in out.splitlines() if line.startswith("| ae/ig/")]
+    assert [(float(row[7]), row[8].strip()) for row in ig_rows] == [(4.0, "slower")] * 2
+
+
+def test_a_slowdown_on_one_seed_only_is_not_slower(tmp_path, capsys):
+    # seed 0 ran 4x slower with the machine's slowdown missed by both timings; seed 1 equal
+    one_seed = timed(results(BASE), seconds=(4.0, 1.0), before=(0.5, 0.5), after=(0.5, 0.5))
+    assert compare_timed(tmp_path, results(BASE), one_seed) == 0
+    out = capsys.readouterr().out
+    assert "2.50 (1.00–4.00)" in out and "0 slower than" in out
+
+
+def test_a_ratio_inside_the_machines_noise_is_not_a_verdict(tmp_path, capsys):
+    # the candidate's machine swung 3x (its calibrations of 0.5 s and 1.5 s across cells);
+    # ig's 2.5x, unseen by its calibration, is inside that swing; a 4x slowdown is not
+    swinging = timed(results(BASE), seconds=(1.0, 1.0), before=(1.5, 1.5), method="random")
+    inside = timed(swinging, seconds=(2.5, 2.5), before=(0.5, 0.5), method="ig")
+    assert compare_timed(tmp_path, results(BASE), inside) == 0
+    assert "slower than 3× on every seed (calibrated, raised from 2× to the machine's noise)" in (
+        capsys.readouterr().out
+    )
+    sides = [str(tmp_path / "base.csv"), str(tmp_path / "cand.csv")]
+    assert main(["compare", *sides, "--runtime-noise-quantile", "0.5"]) == 1  # widening off
+    outside = timed(swinging, seconds=(4.0, 4.0), before=(0.5, 0.5), method="ig")
+    assert compare_timed(tmp_path, results(BASE), outside) == 1
+
+
+def test_a_missing_calibration_after_falls_back_to_the_one_before(tmp_path):
+    # NaN after (an attribution cached before it was recorded): the before timing counts
+    partly = timed(NOISY_CAND, seconds=(3.0, 2.5), before=(1.5, 1.25), after=(np.nan, np.nan))
+    assert compare_timed(tmp_path, NOISY_BASE, partly) == 0
+    unseen = timed(NOISY_CAND, seconds=(3.0, 2.5), before=(0.5, 0.5), after=(np.nan, np.nan))
+    assert compare_timed(tmp_path, NOISY_BASE, unseen) == 1
+
+
+def test_a_leaderboard_side_is_judged_on_its_means(tmp_path, capsys):
+    from lfxbench.leaderboard import aggregate
+
+    aggregate(results(BASE)).to_csv(tmp_path / "board.csv", index=False)
+    results(BASE, seconds=3.0).to_csv(tmp_path / "cand.csv", index=False)
+    assert main(["compare", str(tmp_path / "board.csv"), str(tmp_path / "cand.csv")]) == 1
+    assert "3 cells: 0 better, 3 same, 0 worse in quality; 3 slower than 2×" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_leaderboard_side_counts_its_larger_mean_calibration(tmp_path):
+    from lfxbench.leaderboard import aggregate
+
+    # the noisy pair again, the candidate aggregated: its mean calibration after the
+    # attribution (1.375 s) saw the load its mean calibration before (0.5 s) missed
+    board = aggregate(NOISY_CAND).assign(calibration_after_seconds=1.375)
+    assert compare_timed(tmp_path, NOISY_BASE, board) == 0
+    assert compare_timed(tmp_path, NOISY_BASE, board.drop(columns="calibration_after_seconds")) == 1
+
+
+def test_a_seed_without_a_value_makes_its_cell_nan_and_ranks_it_last():
+    from lfxbench.leaderboard import aggregate
+
+    board = aggregate(
+        results({"ig/shift": (0.9, float("nan")), "random/shift": (0.25, 0.25)}).pipe(
+            lambda frame: pd.concat([frame, results({"sal/shift": (float("nan"),) * 2})])
+        )
+    ).set_index("method")
+    assert math.isnan(board.loc["ig", "mean"]) and math.isnan(board.loc["sal", "mean"])
+    assert board.loc["random", "rank"] == 1 and set(board.loc[["ig", "sal"], "rank"]) == {2}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from lfxbench.datasets.files import read_file_bytes
 from lfxbench.datasets.mnist import subsample
 from lfxbench.datasets.splits import DatasetSplits
-from lfxbench.errors import DataNotFoundError
+from lfxbench.errors import DataFileError, DataNotFoundError
 from lfxbench.registry import register_dataset
 
 CIFAR10_BATCHES_DIR = "cifar-10-batches-py"
@@ -24,6 +27,7 @@ CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
 # Folders (under the data directory) that may hold `cifar-10-batches-py/` or the archive.
 CIFAR10_FOLDERS = (".", "cifar10", "CIFAR10", "cifar-10", "CIFAR-10")
 CIFAR10_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)"
+CIFAR10_IMAGE_BYTES = 3 * 32 * 32  # one image: the red, green, then blue 32x32 plane
 CIFAR10_CLASSES = (
     "airplane",
     "automobile",
@@ -35,6 +39,10 @@ CIFAR10_CLASSES = (
     "horse",
     "ship",
     "truck",
+)
+CIFAR10_BATCH_EXPECTED = (
+    "a CIFAR-10 python batch, a pickled dict with b'data' (uint8 [N, 3072]) and b'labels' "
+    f"(N classes 0-9), from {CIFAR10_SOURCE}"
 )
 
 
@@ -65,15 +73,79 @@ def _unpickle(handle) -> dict:
     return _BatchUnpickler(handle, encoding="bytes").load()
 
 
-def _batch_arrays(batch: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise ValueError(
-            f"{name}: expected b'data' uint8 [N, 3072] and N b'labels', got {data.shape} "
-            f"and {labels.shape}"
+def read_batch(payload: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """One official batch's bytes -> (uint8 [N, 3072], int64 [N]); a ``DataFileError`` naming
+    ``source`` when they are not a CIFAR-10 batch."""
+    try:
+        # From memory, not the file: a corrupt length field then reads as truncated data.
+        batch = _unpickle(io.BytesIO(payload))
+    except Exception as error:  # bytes that are no pickle make the unpickler raise nearly anything
+        problem = f"cannot be unpickled ({type(error).__name__}: {error})"
+        raise DataFileError(source, problem, CIFAR10_BATCH_EXPECTED) from error
+    return _batch_arrays(batch, source)
+
+
+def _batch_arrays(batch: object, source: str) -> tuple[np.ndarray, np.ndarray]:
+    def bad(problem: str) -> DataFileError:
+        return DataFileError(source, problem, CIFAR10_BATCH_EXPECTED)
+
+    if not isinstance(batch, dict) or not {b"data", b"labels"} <= batch.keys():
+        found = (
+            f"a dict with keys {sorted(batch, key=repr)}"
+            if isinstance(batch, dict)
+            else f"a {type(batch).__name__}"
         )
-    return data, labels
+        raise bad(f"the pickle holds {found}")
+    data = batch[b"data"]
+    if not (
+        isinstance(data, np.ndarray)
+        and data.dtype == np.uint8
+        and data.ndim == 2
+        and data.shape[1] == CIFAR10_IMAGE_BYTES
+    ):
+        found = (
+            f"a {data.dtype} array of shape {data.shape}"
+            if isinstance(data, np.ndarray)
+            else f"a {type(data).__name__}"
+        )
+        raise bad(f"b'data' is {found}")
+    try:
+        labels = np.asarray(batch[b"labels"])
+    except ValueError as error:  # a ragged list
+        raise bad(f"b'labels' is not a list of classes ({error})") from error
+    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
+        raise bad(f"b'labels' is a {labels.dtype} array of shape {labels.shape}")
+    if len(data) != len(labels):
+        raise bad(f"b'data' holds {len(data)} images but b'labels' holds {len(labels)} labels")
+    outside = labels[(labels < 0) | (labels >= len(CIFAR10_CLASSES))]
+    if len(outside):
+        raise bad(f"b'labels' holds label {outside[0]}, outside the classes 0-9")
+    return data, labels.astype(np.int64)
+
+
+def _archive_batches(archive: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The raw batches ``names`` from the official archive, read in one pass over it."""
+    expected = f"the gzip-compressed tar archive from {CIFAR10_SOURCE}"
+    wanted = {f"{CIFAR10_BATCHES_DIR}/{name}": name for name in names}
+    payloads = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.name in wanted and member.isfile():
+                    payloads[wanted[member.name]] = tar.extractfile(member).read()
+    except EOFError as error:
+        problem = "truncated (the compressed data ends early); download it again"
+        raise DataFileError(archive, problem, expected) from error
+    except (tarfile.TarError, OSError, zlib.error) as error:
+        problem = f"cannot be read as a gzip-compressed tar archive ({error})"
+        raise DataFileError(archive, problem, expected) from error
+    missing = [member for member, name in wanted.items() if name not in payloads]
+    if missing:
+        raise DataNotFoundError(
+            f"{archive} holds no {missing[0]}; expected the archive from {CIFAR10_SOURCE}, with "
+            f"{CIFAR10_BATCHES_DIR}/data_batch_1 to 5 and {CIFAR10_TEST_BATCH}"
+        )
+    return payloads
 
 
 def read_cifar10_batches(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -84,23 +156,17 @@ def read_cifar10_batches(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarr
         batch_dir = data_dir / folder / CIFAR10_BATCHES_DIR
         searched.append(batch_dir / CIFAR10_TRAIN_BATCHES[0])
         if all((batch_dir / name).is_file() for name in names):
-            batches = {}
-            for name in names:
-                with open(batch_dir / name, "rb") as handle:
-                    batches[name] = _batch_arrays(_unpickle(handle), str(batch_dir / name))
-            return batches
+            paths = {name: batch_dir / name for name in names}
+            return {
+                name: read_batch(read_file_bytes(path, CIFAR10_BATCH_EXPECTED), str(path))
+                for name, path in paths.items()
+            }
     for folder in CIFAR10_FOLDERS:
         archive = data_dir / folder / CIFAR10_ARCHIVE
         searched.append(archive)
         if archive.is_file():
-            batches = {}
-            with tarfile.open(archive, "r:gz") as tar:
-                for name in names:
-                    member = tar.extractfile(f"{CIFAR10_BATCHES_DIR}/{name}")
-                    if member is None:
-                        raise DataNotFoundError(f"{archive} holds no {CIFAR10_BATCHES_DIR}/{name}")
-                    batches[name] = _batch_arrays(_unpickle(member), f"{archive}:{name}")
-            return batches
+            payloads = _archive_batches(archive, names)
+            return {name: read_batch(payloads[name], f"{archive}:{name}") for name in names}
     listing = "\n  ".join(str(path) for path in searched)
     raise DataNotFoundError(
         f"missing {CIFAR10_BATCHES_DIR}/{CIFAR10_TRAIN_BATCHES[0]} (with data_batch_2..5 and "

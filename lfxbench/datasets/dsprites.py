@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +27,7 @@ import torch
 from pydantic import Field
 
 from lfxbench.datasets.splits import DatasetSplits
-from lfxbench.errors import DataNotFoundError
+from lfxbench.errors import DataFileError, DataNotFoundError
 from lfxbench.registry import register_dataset
 
 DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -35,11 +36,16 @@ DSPRITES_SOURCE = (
     "https://github.com/google-deepmind/dsprites-dataset "
     f"(raw file: .../dsprites-dataset/raw/master/{DSPRITES_FILE})"
 )
+DSPRITES_KEYS = ("imgs", "latents_classes", "latents_values")
 IMAGE_SIZE = 64
 FACTOR_NAMES = ("color", "shape", "scale", "orientation", "pos_x", "pos_y")
 FACTOR_SIZES = (1, 3, 6, 40, 32, 32)
 N_COMBINATIONS = math.prod(FACTOR_SIZES)  # 737,280: every combination once
 SHAPE_NAMES = ("square", "ellipse", "heart")
+DSPRITES_EXPECTED = (
+    "the official dSprites npz (imgs uint8 [N, 64, 64], latents_classes int [N, 6] and "
+    f"latents_values float [N, 6], N = {N_COMBINATIONS:,}) from {DSPRITES_SOURCE}"
+)
 FACTOR_VALUES = (
     torch.tensor([1.0], dtype=torch.float64),
     torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
@@ -218,39 +224,107 @@ def find_dsprites_file(data_dir: Path) -> Path:
     )
 
 
-def read_npz_rows(path: Path, key: str, rows: np.ndarray, block_rows: int = 8192) -> np.ndarray:
+def read_npy_header(handle) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, Fortran order and dtype of the ``.npy`` data that ``handle`` is at."""
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(handle)
+    return np.lib.format.read_array_header_2_0(handle)
+
+
+def read_npz_rows(
+    path: Path,
+    key: str,
+    rows: np.ndarray,
+    block_rows: int = 8192,
+    expected: str = "an npz file of plain, C-ordered arrays",
+) -> np.ndarray:
     """Rows ``rows`` (sorted, distinct) of array ``key`` of an npz file, streamed.
 
     Decompresses the member block by block and keeps only the wanted rows, so the whole array
-    (3 GB for dSprites' ``imgs``) never sits in memory.
+    (3 GB for dSprites' ``imgs``) never sits in memory. A member that is not a plain array,
+    truncated or corrupt is a ``DataFileError`` naming the file and what was ``expected``.
     """
-    with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as handle:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
-        else:
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
-        if fortran_order or dtype.hasobject:
-            raise ValueError(f"{path}:{key} must be a C-ordered plain array")
-        row_shape = shape[1:]
-        row_bytes = math.prod(row_shape) * dtype.itemsize
-        out = np.empty((len(rows), *row_shape), dtype=dtype)
-        if len(rows) and (rows[0] < 0 or rows[-1] >= shape[0]):
-            raise IndexError(f"{path}:{key} has {shape[0]} rows")
-        done = 0
-        for start in range(0, shape[0], block_rows):
-            if done == len(rows):
-                break
-            count = min(block_rows, shape[0] - start)
-            data = handle.read(count * row_bytes)
-            if len(data) != count * row_bytes:
-                raise ValueError(f"{path}:{key} is truncated")
-            stop = done + int(np.searchsorted(rows[done:], start + count))
-            if stop > done:
-                block = np.frombuffer(data, dtype=dtype).reshape(count, *row_shape)
-                out[done:stop] = block[rows[done:stop] - start]
-                done = stop
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as handle:
+            shape, fortran_order, dtype = read_npy_header(handle)
+            if fortran_order or dtype.hasobject:
+                raise DataFileError(path, f"{key} is not a C-ordered plain array", expected)
+            row_shape = shape[1:]
+            row_bytes = math.prod(row_shape) * dtype.itemsize
+            out = np.empty((len(rows), *row_shape), dtype=dtype)
+            if len(rows) and (rows[0] < 0 or rows[-1] >= shape[0]):
+                raise IndexError(f"{path}:{key} has {shape[0]} rows")
+            done = 0
+            for start in range(0, shape[0], block_rows):
+                if done == len(rows):
+                    break
+                count = min(block_rows, shape[0] - start)
+                data = handle.read(count * row_bytes)
+                if len(data) != count * row_bytes:
+                    raise DataFileError(path, f"{key} is truncated", expected)
+                stop = done + int(np.searchsorted(rows[done:], start + count))
+                if stop > done:
+                    block = np.frombuffer(data, dtype=dtype).reshape(count, *row_shape)
+                    out[done:stop] = block[rows[done:stop] - start]
+                    done = stop
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise DataFileError(
+            path, f"{key} is corrupt ({error}); download it again", expected
+        ) from error
     return out
+
+
+def read_dsprites_latents(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The official file's ``latents_classes`` and ``latents_values`` [N, 6], once ``imgs``
+    [N, 64, 64] uint8 is checked to match them; every mismatch is a ``DataFileError``."""
+
+    def bad(problem: str) -> DataFileError:
+        return DataFileError(path, problem, DSPRITES_EXPECTED)
+
+    if not zipfile.is_zipfile(path):
+        raise bad(
+            "empty file (0 bytes)"
+            if path.stat().st_size == 0
+            else "not a zip archive, as every npz file is (a truncated download is not one either)"
+        )
+    arrays, reading = {}, "the zip directory"  # reading: what an error message blames
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = sorted(set(DSPRITES_KEYS) - set(archive.files))
+            if not missing:
+                for reading in ("latents_classes", "latents_values"):
+                    arrays[reading] = archive[reading]
+                reading = "imgs"  # only its header: the 3 GB of images are streamed later
+                with archive.zip.open("imgs.npy") as handle:
+                    images_shape, _, images_dtype = read_npy_header(handle)
+    except ValueError as error:  # an object array (a pickle), or a member that is no .npy
+        raise bad(f"{reading} cannot be loaded ({error})") from error
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise bad(f"{reading} is corrupt ({error}); download it again") from error
+    if missing:
+        raise bad(f"lacks {missing}")
+    classes, values = arrays["latents_classes"], arrays["latents_values"]
+    if classes.ndim != 2 or classes.shape[1] != len(FACTOR_SIZES) or classes.dtype.kind not in "iu":
+        raise bad(f"latents_classes is a {classes.dtype} array of shape {classes.shape}")
+    if values.shape != classes.shape or values.dtype.kind != "f":
+        raise bad(
+            f"latents_values is a {values.dtype} array of shape {values.shape}, latents_classes "
+            f"one of shape {classes.shape}"
+        )
+    if images_shape != (len(classes), IMAGE_SIZE, IMAGE_SIZE) or images_dtype != np.uint8:
+        raise bad(
+            f"imgs is a {images_dtype} array of shape {images_shape}, not "
+            f"[{len(classes)}, {IMAGE_SIZE}, {IMAGE_SIZE}] (one image per row of latents_classes)"
+        )
+    outside = (classes < 0) | (classes >= np.array(FACTOR_SIZES))
+    if outside.any():
+        row, column = np.argwhere(outside)[0]
+        raise bad(
+            f"latents_classes holds class {classes[row, column]} for {FACTOR_NAMES[column]}, "
+            f"outside 0-{FACTOR_SIZES[column] - 1}"
+        )
+    return classes, values
 
 
 def split_indices(
@@ -268,17 +342,14 @@ def load_dsprites(
 ) -> tuple[DatasetSplits, SpriteAnnotations]:
     """A random subset of the official file, with its factors and masks."""
     path = find_dsprites_file(data_dir)
-    with np.load(path, allow_pickle=False) as archive:
-        missing = {"imgs", "latents_classes", "latents_values"} - set(archive.files)
-        if missing:
-            raise ValueError(f"{path} lacks {sorted(missing)}; is it the official dSprites file?")
-        all_classes = archive["latents_classes"]
-        all_values = archive["latents_values"]
+    all_classes, all_values = read_dsprites_latents(path)
     train_index, test_index = split_indices(len(all_classes), n_train, n_test, subset_seed)
     index = torch.cat([train_index, test_index])
     order = index.argsort()  # read the file once, in order, then put rows back in split order
     rows = np.empty((len(index), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    rows[order.numpy()] = read_npz_rows(path, "imgs", index[order].numpy())
+    rows[order.numpy()] = read_npz_rows(
+        path, "imgs", index[order].numpy(), expected=DSPRITES_EXPECTED
+    )
     masks = torch.from_numpy(rows != 0)[:, None]
     classes = torch.from_numpy(all_classes[index.numpy()].astype(np.int64))
     values = torch.from_numpy(all_values[index.numpy()].astype(np.float64))
@@ -308,6 +379,9 @@ def dsprites(
     the same factor combinations). Factors and masks: ``load_dsprites``.
     """
     return with_annotations(*load_dsprites(data_dir, n_train, n_test, subset_seed))
+
+
+dsprites.provides_object_masks = True  # localisation metrics may score its models
 
 
 # --- the renderer as a dataset --------------------------------------------------------------
@@ -355,3 +429,6 @@ def dsprites_procedural(
         noisy[f"{split}_inputs"] = torch.where(inputs > 0, inputs, noise)
     description = f"{splits.description}; background noise U[0, {background_noise:g}]"
     return dataclasses.replace(splits, **noisy, description=description)
+
+
+dsprites_procedural.provides_object_masks = True

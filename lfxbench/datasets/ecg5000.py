@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from lfxbench.datasets.files import read_file_bytes
 from lfxbench.datasets.mnist import subsample
 from lfxbench.datasets.splits import DatasetSplits
-from lfxbench.errors import DataNotFoundError
+from lfxbench.errors import DataFileError, DataNotFoundError
 from lfxbench.registry import register_dataset
 
 ECG5000_FOLDERS = ("ECG5000", "ecg5000", "UCRArchive_2018/ECG5000", "Univariate_ts/ECG5000", ".")
@@ -32,42 +33,156 @@ ECG5000_CLASSES = {
     5: "unclassified beat",
 }
 ECG_LENGTH = 140
+UCR_TEXT_EXPECTED = "UCR text rows 'label v1 v2 ...' (whitespace, tab or comma separated)"
+TS_EXPECTED = "an sktime .ts file whose @data lines are 'v1,v2,...:label'"
+ECG5000_TEXT_EXPECTED = (
+    f"UCR text rows 'label v1 ... v{ECG_LENGTH}' (a class 1-5, then {ECG_LENGTH} samples; "
+    f"whitespace, tab or comma separated) from {ECG5000_SOURCE}"
+)
+ECG5000_TS_EXPECTED = (
+    f"an sktime .ts file whose @data lines are 'v1,...,v{ECG_LENGTH}:label' (a class 1-5) "
+    f"from {ECG5000_SOURCE}"
+)
 
 
-def parse_ucr_text(text: str, source: str = "<text>") -> tuple[np.ndarray, np.ndarray]:
-    """UCR text rows ``label v1 v2 ...`` (whitespace, tab or comma separated) -> (X, y)."""
-    rows = [line.replace(",", " ").split() for line in text.splitlines()]
-    rows = [row for row in rows if row]
-    if not rows or len({len(row) for row in rows}) != 1:
-        raise ValueError(f"{source}: expected rows of equal length 'label v1 v2 ...'")
-    table = np.asarray(rows, dtype=np.float64)
-    return table[:, 1:].astype(np.float32)[:, None, :], table[:, 0].round().astype(np.int64)
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
-def parse_ts(text: str, source: str = "<text>") -> tuple[np.ndarray, np.ndarray]:
+def parse_ucr_text(
+    text: str, source: str = "<text>", expected: str = UCR_TEXT_EXPECTED
+) -> tuple[np.ndarray, np.ndarray]:
+    """UCR text rows ``label v1 v2 ...`` (whitespace, tab or comma separated) -> (X, y).
+
+    A row that is not numbers, not as long as the first, or whose label is not a whole number
+    is a ``DataFileError`` naming ``source``, the line and what was ``expected``.
+    """
+    numbered = [
+        (number, line.replace(",", " ").split())
+        for number, line in enumerate(text.splitlines(), start=1)
+    ]
+    numbered = [(number, fields) for number, fields in numbered if fields]
+    if not numbered:
+        raise DataFileError(source, "no data rows", expected)
+    line_numbers = np.array([number for number, _ in numbered])
+    widths = np.array([len(fields) for _, fields in numbered])
+    try:
+        # One flat conversion, ragged or not: the offending token is looked up only on failure.
+        values = np.array([token for _, fields in numbered for token in fields], dtype=np.float64)
+    except ValueError:
+        number, token = next(
+            (number, token)
+            for number, fields in numbered
+            for token in fields
+            if not _is_number(token)
+        )
+        raise DataFileError(source, f"line {number}: {token!r} is not a number", expected) from None
+    ragged = np.flatnonzero(widths != widths[0])
+    if len(ragged):
+        row = ragged[0]
+        problem = (
+            f"line {line_numbers[row]} has {widths[row]} values but line {line_numbers[0]} has "
+            f"{widths[0]}; every row must be as long"
+        )
+        raise DataFileError(source, problem, expected)
+    if widths[0] < 2:
+        raise DataFileError(source, "rows of one value: a label but no series", expected)
+    table = values.reshape(len(numbered), widths[0])
+    _check_values(table[:, 1:], table[:, 0], line_numbers, source, expected)
+    return table[:, 1:].astype(np.float32)[:, None, :], table[:, 0].astype(np.int64)
+
+
+def parse_ts(
+    text: str, source: str = "<text>", expected: str = TS_EXPECTED
+) -> tuple[np.ndarray, np.ndarray]:
     """sktime/UEA ``.ts`` text -> (X [N, channels, length], y).
 
     Header lines start with ``@`` (``@data`` ends the header) and comments with ``#``; each data
-    line is ``v1,v2,...:label`` (one ``:``-separated block per channel, the label last).
+    line is ``v1,v2,...:label`` (one ``:``-separated block per channel, the label last). A line
+    that breaks this is a ``DataFileError`` naming ``source``, the line and what was ``expected``.
     """
-    series, labels = [], []
+    series, labels, line_numbers = [], [], []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith(("@", "#")):
             continue
         *channels, label = line.split(":")
         if not channels:
-            raise ValueError(f"{source}:{number}: expected 'v1,v2,...:label'")
-        series.append([[float(value) for value in channel.split(",")] for channel in channels])
-        labels.append(round(float(label)))
-    if not series or len({(len(s), *map(len, s)) for s in series}) != 1:
-        raise ValueError(f"{source}: expected a non-empty @data section of equal-length series")
-    return np.asarray(series, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+            raise DataFileError(source, f"line {number} is not 'v1,v2,...:label'", expected)
+        try:
+            series.append([[float(value) for value in channel.split(",")] for channel in channels])
+            labels.append(float(label))
+        except ValueError:
+            tokens = [*",".join(channels).split(","), label]
+            token = next(token for token in tokens if not _is_number(token))
+            problem = f"line {number}: {token!r} is not a number"
+            raise DataFileError(source, problem, expected) from None
+        line_numbers.append(number)
+    if not series:
+        raise DataFileError(source, "no @data lines", expected)
+
+    def layout(beat: list[list[float]]) -> str:
+        lengths = ", ".join(str(len(channel)) for channel in beat)
+        return f"{len(beat)} channel{'s' if len(beat) > 1 else ''} of {lengths} values"
+
+    first = layout(series[0])
+    for number, beat in zip(line_numbers, series, strict=True):
+        if layout(beat) != first:
+            problem = (
+                f"line {number} holds {layout(beat)} but line {line_numbers[0]} holds {first}; "
+                "every series must be as long"
+            )
+            raise DataFileError(source, problem, expected)
+    inputs, targets = np.asarray(series, dtype=np.float64), np.asarray(labels)
+    _check_values(inputs, targets, np.asarray(line_numbers), source, expected)
+    return inputs.astype(np.float32), targets.astype(np.int64)
+
+
+def _check_values(
+    series: np.ndarray, labels: np.ndarray, line_numbers: np.ndarray, source: str, expected: str
+) -> None:
+    """Every value finite and every label a whole number, or an error naming the first line."""
+    not_finite = ~np.isfinite(series.reshape(len(series), -1)).all(1)
+    if not_finite.any():
+        number = line_numbers[not_finite.argmax()]
+        raise DataFileError(source, f"line {number} holds a value that is not finite", expected)
+    fractional = labels != np.round(labels)
+    if fractional.any():
+        row = fractional.argmax()
+        problem = f"line {line_numbers[row]}: label {labels[row]:g} is not a whole number"
+        raise DataFileError(source, problem, expected)
 
 
 def read_ecg5000_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    text = path.read_text()
-    return parse_ts(text, str(path)) if path.suffix == ".ts" else parse_ucr_text(text, str(path))
+    """One split file -> beats float32 [N, 1, 140] and classes int64 [N] in 1-5."""
+    is_ts = path.suffix == ".ts"
+    expected = ECG5000_TS_EXPECTED if is_ts else ECG5000_TEXT_EXPECTED
+    raw = read_file_bytes(path, expected)
+    if b"\0" in raw:
+        raise DataFileError(path, "binary data (it holds NUL bytes), not text", expected)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        problem = f"not UTF-8 text (line {line} holds the byte 0x{raw[error.start]:02x})"
+        raise DataFileError(path, problem, expected) from error
+    parse = parse_ts if is_ts else parse_ucr_text
+    series, labels = parse(text, str(path), expected)
+    _, n_channels, length = series.shape
+    if n_channels != 1:
+        raise DataFileError(path, f"its series have {n_channels} channels, not one", expected)
+    if length != ECG_LENGTH:
+        problem = f"its beats have {length} samples, not ECG5000's {ECG_LENGTH}"
+        raise DataFileError(path, problem, expected)
+    outside = labels[(labels < 1) | (labels > len(ECG5000_CLASSES))]
+    if len(outside):
+        problem = f"holds label {outside[0]}, outside ECG5000's classes 1-{len(ECG5000_CLASSES)}"
+        raise DataFileError(path, problem, expected)
+    return series, labels
 
 
 def find_ecg5000_file(data_dir: Path, split: str) -> Path:

@@ -47,4 +47,5 @@ def fashion_mnist(
         subset_seed,
         "Fashion-MNIST (IDX files)",
         hint,
+        source=FASHION_MNIST_SOURCE,
     )

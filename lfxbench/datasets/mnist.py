@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from lfxbench.datasets.files import GZIP_MAGIC, read_file_bytes
 from lfxbench.datasets.splits import DatasetSplits
-from lfxbench.errors import DataNotFoundError
+from lfxbench.errors import DataFileError, DataNotFoundError
 from lfxbench.registry import register_dataset
 
 MNIST_FILES = {
@@ -20,18 +21,68 @@ MNIST_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 MNIST_SOURCE = "https://ossci-datasets.s3.amazonaws.com/mnist/ (or yann.lecun.com/exdb/mnist/)"
+MNIST_IMAGE_SHAPE = (28, 28)
+MNIST_N_CLASSES = 10
+# An IDX magic number's first three bytes: two zeros, then the type code 0x08 (unsigned byte);
+# the fourth is the number of dimensions.
+IDX_UNSIGNED_BYTE_MAGIC = b"\x00\x00\x08"
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped): big-endian header, then unsigned bytes."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
-    zero, dtype_code, n_dims = data[0] * 256 + data[1], data[2], data[3]
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+def describe_idx_shape(shape: tuple[int, ...]) -> str:
+    """An IDX array's dimensions in MNIST's terms: images, labels or a bare shape."""
+    if len(shape) == 3:
+        return f"{shape[0]} images of {shape[1]}x{shape[2]}"
+    if len(shape) == 1:
+        return f"{shape[0]} labels"
+    return f"an array of shape {'x'.join(map(str, shape))}"
+
+
+def read_idx(path: Path, expected: str = "an IDX file of unsigned bytes") -> np.ndarray:
+    """Read an IDX file (gzipped if its name ends in .gz): big-endian header, then unsigned bytes.
+
+    The header is the magic number 0x000008NN (unsigned bytes, NN dimensions), then NN
+    big-endian sizes, which must account for every byte after the header. A file that
+    disagrees is a ``DataFileError`` naming it, what is wrong and what was ``expected``.
+    """
+    data = read_file_bytes(path, expected)
+    if len(data) < 4:
+        problem = f"only {len(data)} bytes, shorter than an IDX header; the file is truncated"
+        raise DataFileError(path, problem, expected)
+    magic = int.from_bytes(data[:4], "big")
+    if data[:3] != IDX_UNSIGNED_BYTE_MAGIC or data[3] == 0:
+        if data[:2] == GZIP_MAGIC:
+            problem = (
+                f"gzip-compressed, but its name does not end in .gz; rename it to "
+                f"{path.name}.gz or gunzip it"
+            )
+        else:
+            problem = (
+                f"magic number 0x{magic:08x} is not that of an IDX file of unsigned bytes "
+                "(0x00000801 for labels, 0x00000803 for images)"
+            )
+        raise DataFileError(path, problem, expected)
+    n_dims = data[3]
+    header_bytes = 4 + 4 * n_dims
+    if len(data) < header_bytes:
+        problem = (
+            f"the IDX header of {n_dims} dimensions takes {header_bytes} bytes but the file "
+            f"holds {len(data)}; the file is truncated"
+        )
+        raise DataFileError(path, problem, expected)
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
+    n_values, n_data = math.prod(shape), len(data) - header_bytes
+    if n_data != n_values:
+        verdict = (
+            "the file is truncated"
+            if n_data < n_values
+            else "the file holds more data than its header describes"
+        )
+        problem = (
+            f"IDX header says {describe_idx_shape(shape)} ({n_values} bytes of data) but the "
+            f"file holds {n_data} bytes of data; {verdict}"
+        )
+        raise DataFileError(path, problem, expected)
+    return np.frombuffer(data, dtype=np.uint8, offset=header_bytes).reshape(shape)
 
 
 def find_idx_file(
@@ -69,6 +120,35 @@ def subsample(inputs: torch.Tensor, labels: torch.Tensor, n: int | None, seed: i
     return inputs[keep], labels[keep]
 
 
+def read_idx_split(
+    images_path: Path, labels_path: Path, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images [N, 28, 28] and labels [N] in 0-9, checked against each other."""
+
+    def expected(path: Path) -> str:
+        compressed = "gzip-compressed " if path.suffix == ".gz" else ""
+        return f"the {compressed}IDX file {path.name} from {source}"
+
+    images = read_idx(images_path, expected(images_path))
+    labels = read_idx(labels_path, expected(labels_path))
+    if images.shape[1:] != MNIST_IMAGE_SHAPE:
+        problem = f"holds {describe_idx_shape(images.shape)}, not images of 28x28"
+        raise DataFileError(images_path, problem, expected(images_path))
+    if labels.ndim != 1:
+        problem = f"holds {describe_idx_shape(labels.shape)}, not a list of labels"
+        raise DataFileError(labels_path, problem, expected(labels_path))
+    if len(images) != len(labels):
+        problem = (
+            f"holds {len(labels)} labels but {images_path} holds {len(images)} images; the two "
+            "files must come from the same download"
+        )
+        raise DataFileError(labels_path, problem, expected(labels_path))
+    if len(labels) and labels.max() >= MNIST_N_CLASSES:
+        problem = f"holds label {labels.max()}, outside the classes 0-{MNIST_N_CLASSES - 1}"
+        raise DataFileError(labels_path, problem, expected(labels_path))
+    return images, labels
+
+
 def load_idx_dataset(
     data_dir: Path,
     folders: tuple[str, ...],
@@ -77,24 +157,19 @@ def load_idx_dataset(
     subset_seed: int,
     description: str,
     hint: str | None = None,
+    source: str = MNIST_SOURCE,
 ) -> DatasetSplits:
-    arrays = {
-        key: read_idx(find_idx_file(data_dir, stem, folders, hint))
-        for key, stem in MNIST_FILES.items()
-    }
-    train = subsample(
-        images_to_tensor(arrays["train_images"]),
-        torch.from_numpy(arrays["train_labels"].astype(np.int64)),
-        n_train,
-        subset_seed,
-    )
-    test = subsample(
-        images_to_tensor(arrays["test_images"]),
-        torch.from_numpy(arrays["test_labels"].astype(np.int64)),
-        n_test,
-        subset_seed + 1,
-    )
-    return DatasetSplits(*train, *test, description=description)
+    """MNIST-format IDX files from the first of ``folders`` (under ``data_dir``) that holds
+    each; ``hint`` says where to get a missing file, ``source`` where the right files come
+    from (for the message about a broken one)."""
+    paths = {key: find_idx_file(data_dir, stem, folders, hint) for key, stem in MNIST_FILES.items()}
+    splits = []
+    for split, seed, n in (("train", subset_seed, n_train), ("test", subset_seed + 1, n_test)):
+        images, labels = read_idx_split(paths[f"{split}_images"], paths[f"{split}_labels"], source)
+        splits += subsample(
+            images_to_tensor(images), torch.from_numpy(labels.astype(np.int64)), n, seed
+        )
+    return DatasetSplits(*splits, description=description)
 
 
 @register_dataset("mnist")
