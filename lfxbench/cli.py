@@ -11,9 +11,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from lfxbench.compare import Tolerances
 from lfxbench.errors import LfxbenchError
 from lfxbench.registry import REGISTRIES
+from lfxbench.report.compare import Tolerances
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,8 +114,8 @@ def _check_writable_folder(flag: str, folder: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lfxbench.results import write_run
-    from lfxbench.runner import Runner, default_cache_dir
+    from lfxbench.report.results import write_run
+    from lfxbench.run.runner import Runner, default_cache_dir
     from lfxbench.suite import SAFE_NAME, SAFE_NAME_RULE, load_suite
 
     suite = load_suite(args.suite)
@@ -158,8 +158,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from lfxbench.leaderboard import aggregate, render, trends
-    from lfxbench.results import LEADERBOARD_COLUMNS, load_results
+    from lfxbench.report.leaderboard import aggregate, render, trends
+    from lfxbench.report.results import LEADERBOARD_COLUMNS, load_results
 
     results = load_results(args.run_dir, LEADERBOARD_COLUMNS)
     run_file = args.run_dir / "run.json"
@@ -183,7 +183,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from lfxbench.compare import compare, load_board, render_markdown
+    from lfxbench.report.compare import compare, load_board, render_markdown
     from lfxbench.storage import atomic_write_text
 
     baseline, _ = load_board(args.baseline)
@@ -215,15 +215,16 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from lfxbench.bench import BENCH_COLUMNS, throughput_report
-    from lfxbench.results import load_results
+    from lfxbench.report.bench import BENCH_COLUMNS, throughput_report
+    from lfxbench.report.results import load_results
 
     print(throughput_report(load_results(args.run_dir, BENCH_COLUMNS)))
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from lfxbench.suite import compatible, describe_suite, load_suite
+    from lfxbench.cells import compatible
+    from lfxbench.suite import describe_suite, load_suite
 
     suite = load_suite(args.suite)
     print(f"{args.suite}: valid; {len(suite.cells())} cells, {len(suite.pair_cells())} pairs")

@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import pkgutil
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -111,8 +112,10 @@ def load_builtins() -> None:
     if _builtins_loaded:
         return
     _builtins_loaded = True
-    for package in _BUILTIN_PACKAGES:
-        importlib.import_module(package)
+    for name in _BUILTIN_PACKAGES:
+        package = importlib.import_module(name)
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{name}.{module.name}")
     load_entry_point_plugins()
 
 

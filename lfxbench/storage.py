@@ -12,6 +12,7 @@ as absent: it is recomputed, never used.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -24,6 +25,13 @@ from typing import Any
 import torch
 
 from lfxbench.errors import LfxbenchError
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """Hash of a JSON-able payload, independent of key order: the root of every cache key."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
 
 # Exclusive, binary, never through a planted symbolic link: what mkstemp asks for.
 _NEW_FILE_FLAGS = (

@@ -5,30 +5,23 @@ Every problem is reported with the file, the field path and what is allowed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lfxbench.baselines import Baseline
-from lfxbench.compare import Tolerances
-from lfxbench.datasets.splits import Resplit
+from lfxbench.cells import Cell, PairCell, expand_cells, expand_pairs
+from lfxbench.datasets.base import Resplit
 from lfxbench.errors import LfxbenchError, SuiteError, UnknownNameError
 from lfxbench.params import validate_params
 from lfxbench.recipe import Recipe
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS, Registry, load_plugin
+from lfxbench.report.compare import Tolerances
+from lfxbench.storage import stable_hash
 from lfxbench.suite_yaml import check_document, field_path, read_suite_document
-
-
-def stable_hash(payload: Any, length: int = 16) -> str:
-    """Hash of a JSON-able payload, independent of key order: the root of every cache key."""
-    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 class _Strict(BaseModel):
@@ -158,6 +151,14 @@ class Suite(_Strict):
             raise ValueError("seeds must be distinct")
         return seeds
 
+    def cells(self) -> list[Cell]:
+        """Every (model, method, metric, seed) the suite asks for (``cells.expand_cells``)."""
+        return expand_cells(self)
+
+    def pair_cells(self) -> list[PairCell]:
+        """Every pair of explanations a pairwise metric compares (``cells.expand_pairs``)."""
+        return expand_pairs(self)
+
     def dataset(self, dataset_id: str) -> DatasetEntry:
         return next(entry for entry in self.datasets if entry.id == dataset_id)
 
@@ -168,137 +169,6 @@ class Suite(_Strict):
     def model_config_of(self, model: ModelEntry) -> dict[str, Any]:
         """The model entry's full configuration, its dataset's included."""
         return {**model.config(), "dataset": self.dataset(model.dataset).config()}
-
-    def cells(self) -> list[Cell]:
-        """Every (model, method, metric, seed) the suite asks for, method kinds matched."""
-        cells = []
-        for model in self.models:
-            for seed in self.seeds:
-                for method in self.methods:
-                    if not compatible(model, method):
-                        continue
-                    for metric in self.metrics:
-                        if (
-                            _scope(metric) == "cell"
-                            and _applies(metric, method)
-                            and metric.scores(model)
-                        ):
-                            cells.append(Cell(self, model, method, metric, seed))
-        return cells
-
-    def pair_cells(self) -> list[PairCell]:
-        """Every pair of explanations a pairwise metric compares, each unordered pair once."""
-        pairs = []
-        for metric in self.metrics:
-            scope = _scope(metric)
-            for seed in self.seeds:
-                if scope == "models":
-                    for method in (m for m in self.methods if _applies(metric, m)):
-                        models = [
-                            m for m in self.models if compatible(m, method) and metric.scores(m)
-                        ]
-                        for i, first in enumerate(models):
-                            for second in models[i + 1 :]:
-                                if first.dataset == second.dataset:
-                                    pairs.append(
-                                        PairCell(
-                                            Cell(self, first, method, metric, seed),
-                                            Cell(self, second, method, metric, seed),
-                                        )
-                                    )
-                elif scope == "methods":
-                    methods = [m for m in self.methods if _applies(metric, m)]
-                    for model in (m for m in self.models if metric.scores(m)):
-                        usable = [m for m in methods if compatible(model, m)]
-                        for i, first in enumerate(usable):
-                            for second in usable[i + 1 :]:
-                                if _kind(first) == _kind(second):
-                                    pairs.append(
-                                        PairCell(
-                                            Cell(self, model, first, metric, seed),
-                                            Cell(self, model, second, metric, seed),
-                                        )
-                                    )
-        return pairs
-
-
-@dataclass(frozen=True)
-class Cell:
-    suite: Suite
-    model: ModelEntry
-    method: Entry
-    metric: Entry
-    seed: int
-
-    @property
-    def model_key(self) -> str:
-        payload = {"model": self.suite.model_config_of(self.model), "seed": self.seed}
-        if self.suite.train_side_by_side:  # equal to sequential training up to float noise
-            payload["side_by_side"] = True
-        return stable_hash(payload)
-
-    @property
-    def method_kind(self) -> str:
-        return _kind(self.method)
-
-    @property
-    def attribution_seed(self) -> int:
-        """Seeded per model, not only per seed: two encoders' `random` references (and
-        sampling methods) must not share their draws, or they would agree perfectly."""
-        return int(self.model_key[:8], 16)
-
-    @property
-    def attribution_key(self) -> str:
-        payload = {
-            "model": self.model_key,
-            "method": self.method.config(),
-            "batch_size": self.suite.batch_size,
-        }
-        if self.suite.threads is not None:  # the cached seconds were timed with them
-            payload["threads"] = self.suite.threads
-        if self.method_kind == "example":
-            payload["examples"] = self.suite.examples_of(self.model).model_dump()
-        return stable_hash(payload)
-
-    @property
-    def key(self) -> str:
-        return stable_hash({"attribution": self.attribution_key, "metric": self.metric.config()})
-
-
-@dataclass(frozen=True)
-class PairCell:
-    """Two explanations (same metric and seed) that a pairwise metric compares."""
-
-    first: Cell
-    second: Cell
-
-    @property
-    def key(self) -> str:
-        attributions = [self.first.attribution_key, self.second.attribution_key]
-        return stable_hash({"pair": attributions, "metric": self.first.metric.config()})
-
-
-def compatible(model: ModelEntry, method: Entry) -> bool:
-    """False where a loss-based method meets an objective whose per-example loss depends on
-    the rest of the batch (contrastive): such cells are left out of the suite."""
-    needs_loss = getattr(METHODS.get(method.name), "needs_per_example_loss", False)
-    batch_dependent = MODELS.get(model.name).batch_dependent_objectives
-    return not (needs_loss and model.recipe.objective in batch_dependent)
-
-
-def _kind(method: Entry) -> str:
-    return METHODS.get(method.name).explains
-
-
-def _scope(metric: Entry) -> str:
-    """``cell``, or what a pairwise metric compares across: ``models`` or ``methods``."""
-    if METRICS.get(metric.name).scope != "pair":
-        return "cell"
-    return metric.params.get("across", "models")
-
-
-def _applies(metric: Entry, method: Entry) -> bool:
-    return METRICS.get(metric.name).explains in ("any", _kind(method))
 
 
 def _allowed_fields(location: tuple[Any, ...]) -> list[str] | None:

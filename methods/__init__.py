@@ -1,7 +1,4 @@
-"""Built-in explanation methods; importing this package registers every module in it."""
+"""Built-in explanation methods, one per module, and their bases (base.py, labelfree.py).
 
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+``registry.load_builtins`` imports every module, which registers what it defines.
+"""

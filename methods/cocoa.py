@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from lfxbench.explanation import FeatureMethod
+from lfxbench.methods.base import FeatureMethod
 from lfxbench.params import Steps
 from lfxbench.registry import METHODS, register_method
 

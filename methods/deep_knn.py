@@ -6,8 +6,8 @@ from typing import Literal
 
 import torch
 
-from lfxbench.evaluation import encode
-from lfxbench.explanation import ExampleMethod, TrainingCorpus
+from lfxbench.batching import encode
+from lfxbench.methods.base import ExampleMethod, TrainingCorpus
 from lfxbench.registry import register_method
 
 

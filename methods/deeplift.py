@@ -9,7 +9,7 @@ import torch
 from captum.attr import DeepLift
 from torch import nn
 
-from lfxbench.labelfree import LabelFreeCaptumMethod, OwnLatents
+from lfxbench.methods.labelfree import LabelFreeCaptumMethod, OwnLatents
 from lfxbench.registry import register_method
 
 

@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lfxbench.errors import LfxbenchError, UnknownNameError
-from lfxbench.explanation import FeatureMethod, UnitMethod
+from lfxbench.methods.base import FeatureMethod, UnitMethod
 from lfxbench.registry import register_method
 
 Aggregation = Literal["mean", "abs", "var"]

@@ -10,7 +10,7 @@ from captum.attr import GradientShap
 from pydantic import Field
 from torch import nn
 
-from lfxbench.labelfree import LabelFreeCaptumMethod
+from lfxbench.methods.labelfree import LabelFreeCaptumMethod
 from lfxbench.params import Steps
 from lfxbench.registry import register_method
 

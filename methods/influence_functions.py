@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from lfxbench.explanation import ExampleMethod, TrainingCorpus
 from lfxbench.loss_gradients import EncoderLoss, fixed_randomness
+from lfxbench.methods.base import ExampleMethod, TrainingCorpus
 from lfxbench.registry import register_method
 
 # A dense Hessian of more encoder parameters than this is refused by ``solver: exact``

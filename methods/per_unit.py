@@ -9,7 +9,7 @@ import torch
 from captum.attr import DeepLift, GradientShap, IntegratedGradients, Saliency
 from torch import nn
 
-from lfxbench.explanation import UnitMethod
+from lfxbench.methods.base import UnitMethod
 from lfxbench.params import Steps
 from lfxbench.registry import register_method
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lfxbench.explanation import ExampleMethod, TrainingCorpus
+from lfxbench.methods.base import ExampleMethod, TrainingCorpus
 from lfxbench.registry import register_method
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lfxbench.explanation import FeatureMethod
+from lfxbench.methods.base import FeatureMethod
 from lfxbench.registry import register_method
 
 

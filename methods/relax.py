@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from lfxbench.explanation import FeatureMethod
+from lfxbench.methods.base import FeatureMethod
 from lfxbench.registry import register_method
 
 _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}

@@ -8,7 +8,7 @@ import torch
 from captum.attr import Saliency
 from torch import nn
 
-from lfxbench.labelfree import LabelFreeCaptumMethod, OwnLatents
+from lfxbench.methods.labelfree import LabelFreeCaptumMethod, OwnLatents
 from lfxbench.registry import register_method
 
 

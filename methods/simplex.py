@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from lfxbench.evaluation import encode
-from lfxbench.explanation import ExampleMethod, TrainingCorpus
+from lfxbench.batching import encode
+from lfxbench.methods.base import ExampleMethod, TrainingCorpus
 from lfxbench.registry import register_method
 
 

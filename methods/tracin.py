@@ -8,8 +8,8 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from lfxbench.explanation import ExampleMethod, TrainingCorpus
 from lfxbench.loss_gradients import EncoderLoss
+from lfxbench.methods.base import ExampleMethod, TrainingCorpus
 from lfxbench.registry import register_method
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
 from lfxbench.registry import register_metric
 
 

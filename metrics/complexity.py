@@ -6,8 +6,8 @@ import math
 
 import quantus
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import QUIET, run_quantus, scores_result
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.quantus_bridge import QUIET, run_quantus, scores_result
 from lfxbench.registry import register_metric
 
 

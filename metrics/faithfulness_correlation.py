@@ -2,7 +2,7 @@
 
 Random feature subsets are replaced by a baseline; across runs, the attribution summed over
 the subset should correlate (Pearson) with the drop of the example's cosine similarity to its
-own clean embedding (see ``lfxbench.quantus_bridge``).
+own clean embedding (see ``lfxbench.metrics.quantus_bridge``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 import quantus
 from pydantic import Field
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import QUIET, feature_limit, run_quantus, scores_result
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.quantus_bridge import QUIET, feature_limit, run_quantus, scores_result
 from lfxbench.registry import register_metric
 
 

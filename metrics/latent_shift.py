@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 
 from lfxbench.baselines import Baseline
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
 from lfxbench.ranking import FeatureUnit, RankBy, counts_of, feature_ranks, top_masks
 from lfxbench.registry import register_metric
 

@@ -2,7 +2,7 @@
 
 Only datasets that know where the object is (procedural dSprites) have masks; Quantus takes
 one-channel masks, so a pixel's attribution is summed over its channels (see
-``lfxbench.quantus_bridge.run_quantus``).
+``lfxbench.metrics.quantus_bridge.run_quantus``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import quantus
 from pydantic import Field
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import QUIET, feature_limit, run_quantus, scores_result
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.quantus_bridge import QUIET, feature_limit, run_quantus, scores_result
 from lfxbench.registry import register_metric
 
 

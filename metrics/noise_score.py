@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
 from lfxbench.registry import register_metric
 
 

@@ -14,8 +14,8 @@ import quantus
 import torch
 from pydantic import Field
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
-from lfxbench.quantus_bridge import QUIET, SimilarityHead, run_quantus
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.quantus_bridge import QUIET, SimilarityHead, run_quantus
 from lfxbench.registry import register_metric
 
 SIMILARITIES = {

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from scipy import stats
 
-from lfxbench.evaluation import MetricResult, PairwiseMetric
+from lfxbench.metrics.base import MetricResult, PairwiseMetric
 from lfxbench.registry import register_metric
 
 

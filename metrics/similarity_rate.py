@@ -7,7 +7,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
 from lfxbench.registry import register_metric
 
 PAPER_FRACTIONS = (0.05, 0.1, 0.2, 0.5, 0.7, 1.0)

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
 from lfxbench.registry import register_metric
 
 

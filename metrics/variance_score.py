@@ -17,7 +17,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from lfxbench.evaluation import EvaluationContext, Metric, MetricResult
+from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
 from lfxbench.metrics.noise_score import min_max_normalise
 from lfxbench.registry import register_metric
 

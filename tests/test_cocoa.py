@@ -179,7 +179,7 @@ def test_same_class_without_labels_or_with_an_unknown_label_is_a_clear_error():
 
 def test_re_explaining_metrics_pass_the_labels_of_the_examples_they_stand_for():
     from lfxbench.baselines import Baseline
-    from lfxbench.evaluation import EvaluationContext
+    from lfxbench.metrics.base import EvaluationContext
     from lfxbench.registry import METRICS
 
     inputs = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(2))
@@ -241,7 +241,7 @@ def tiny_runner_suite(name: str, methods: list, metrics: list):
 
 
 def test_same_class_cocoa_runs_end_to_end_through_the_runner(tmp_path):
-    from lfxbench.runner import Runner
+    from lfxbench.run.runner import Runner
 
     suite = tiny_runner_suite(
         "same_class",
@@ -282,7 +282,7 @@ def test_suite_params_are_validated():
 def test_the_engine_re_explains_with_the_draws_of_the_judged_explanation(tmp_path):
     """Metrics that re-explain (noise score, parameter randomisation, ROAR) must see the
     same corpus, foil and masks as the cached explanation they judge."""
-    from lfxbench.runner import Runner
+    from lfxbench.run.runner import Runner
 
     suite = tiny_runner_suite(
         "redraw",

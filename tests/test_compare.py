@@ -106,7 +106,7 @@ def test_mismatched_cells_exit_2_with_the_list(tmp_path, capsys):
 
 
 def test_aggregated_leaderboard_is_accepted_as_a_side(tmp_path, capsys):
-    from lfxbench.leaderboard import aggregate
+    from lfxbench.report.leaderboard import aggregate
 
     aggregate(results(BASE)).to_csv(tmp_path / "board.csv", index=False)
     results(BASE).to_csv(tmp_path / "cand.csv", index=False)
@@ -232,7 +232,7 @@ def test_a_missing_calibration_after_falls_back_to_the_one_before(tmp_path):
 
 
 def test_a_leaderboard_side_is_judged_on_its_means(tmp_path, capsys):
-    from lfxbench.leaderboard import aggregate
+    from lfxbench.report.leaderboard import aggregate
 
     aggregate(results(BASE)).to_csv(tmp_path / "board.csv", index=False)
     results(BASE, seconds=3.0).to_csv(tmp_path / "cand.csv", index=False)
@@ -243,7 +243,7 @@ def test_a_leaderboard_side_is_judged_on_its_means(tmp_path, capsys):
 
 
 def test_a_leaderboard_side_counts_its_larger_mean_calibration(tmp_path):
-    from lfxbench.leaderboard import aggregate
+    from lfxbench.report.leaderboard import aggregate
 
     # the noisy pair again, the candidate aggregated: its mean calibration after the
     # attribution (1.375 s) saw the load its mean calibration before (0.5 s) missed
@@ -253,7 +253,7 @@ def test_a_leaderboard_side_counts_its_larger_mean_calibration(tmp_path):
 
 
 def test_a_seed_without_a_value_makes_its_cell_nan_and_ranks_it_last():
-    from lfxbench.leaderboard import aggregate
+    from lfxbench.report.leaderboard import aggregate
 
     board = aggregate(
         results({"ig/shift": (0.9, float("nan")), "random/shift": (0.25, 0.25)}).pipe(

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from lfxbench.datasets.base import DatasetSplits
 from lfxbench.datasets.mnist import MNIST_FILES, mnist, mnist_5k, read_idx
-from lfxbench.datasets.splits import DatasetSplits
 from lfxbench.errors import DataNotFoundError
 
 

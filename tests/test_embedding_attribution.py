@@ -13,8 +13,8 @@ from torch import nn
 
 from lfxbench.baselines import Baseline
 from lfxbench.errors import LfxbenchError, UnknownNameError
-from lfxbench.evaluation import EvaluationContext
 from lfxbench.methods.embedding_attribution import aggregate, layer_unit_maps
+from lfxbench.metrics.base import EvaluationContext
 from lfxbench.registry import METHODS, METRICS, MODELS
 
 

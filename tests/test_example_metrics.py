@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 
 from lfxbench.baselines import Baseline
-from lfxbench.evaluation import EvaluationContext
+from lfxbench.metrics.base import EvaluationContext
 from lfxbench.registry import METRICS
 
 

@@ -321,7 +321,7 @@ def bare_captum(name: str, encoder: nn.Module, x, x0, h, seed: int = 0, **params
     label-free wrapper cannot avoid."""
     from captum.attr import GradientShap
 
-    from lfxbench.labelfree import LabelFreeAuxiliary
+    from lfxbench.methods.labelfree import LabelFreeAuxiliary
 
     auxiliary = LabelFreeAuxiliary(encoder)
     if name == "saliency":
@@ -413,7 +413,7 @@ def test_the_wrapper_adds_at_most_one_no_grad_pass_over_the_batch(
 
 
 def test_own_latents_need_examples_and_baselines_in_pairs():
-    from lfxbench.labelfree import OwnLatents, own_reference_latents
+    from lfxbench.methods.labelfree import OwnLatents, own_reference_latents
 
     latents = torch.arange(6.0).reshape(3, 2)
     assert torch.equal(own_reference_latents(latents, OwnLatents.ROWS), latents)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lfxbench.baselines import Baseline
-from lfxbench.evaluation import EvaluationContext
+from lfxbench.metrics.base import EvaluationContext
 from lfxbench.metrics.latent_shift import PAPER_FRACTIONS, LatentShift
 from lfxbench.ranking import feature_ranks, top_masks
 from lfxbench.registry import METHODS, METRICS

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from lfxbench.explanation import TrainingCorpus
 from lfxbench.loss_gradients import EncoderLoss, encoder_hvp, per_example_gradients
+from lfxbench.methods.base import TrainingCorpus
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
 from lfxbench.registry import METHODS

@@ -12,9 +12,9 @@ import yaml
 from pydantic import ValidationError
 from suite_runs import run
 
+from lfxbench.datasets.base import DatasetSplits, Resplit, balanced_subset
 from lfxbench.datasets.ecg5000 import ecg_procedural
-from lfxbench.datasets.splits import DatasetSplits, Resplit, balanced_subset
-from lfxbench.runner import Runner
+from lfxbench.run.runner import Runner
 from lfxbench.suite import load_suite
 
 DATA = Path(__file__).parent / "data"

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from suite_runs import run
 
+from lfxbench.cells import compatible
 from lfxbench.cli import main
 from lfxbench.errors import LfxbenchError
 from lfxbench.paper_report import build, summary
@@ -22,7 +23,7 @@ from lfxbench.paper_report.claims import CLAIMS
 from lfxbench.paper_report.pretext_checks import number_tolerance
 from lfxbench.paper_report.pretext_claims import TABLE_3A, TABLE_3B
 from lfxbench.paper_report.runs import load_runs
-from lfxbench.suite import compatible, load_suite
+from lfxbench.suite import load_suite
 
 DATA = Path(__file__).parent / "data"
 SUITES = Path(__file__).parents[1] / "suites"

@@ -14,9 +14,9 @@ from torch import nn
 
 from lfxbench.baselines import Baseline
 from lfxbench.errors import LfxbenchError
-from lfxbench.evaluation import EvaluationContext
 from lfxbench.methods.saliency import LabelFreeSaliency
-from lfxbench.quantus_bridge import SimilarityHead
+from lfxbench.metrics.base import EvaluationContext
+from lfxbench.metrics.quantus_bridge import SimilarityHead
 from lfxbench.registry import METRICS
 
 SHAPE = (1, 8, 8)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lfxbench.explanation import TrainingCorpus
+from lfxbench.methods.base import TrainingCorpus
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
 from lfxbench.recipe import Recipe
 from lfxbench.registry import METHODS

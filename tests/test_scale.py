@@ -7,7 +7,7 @@ import pytest
 import torch
 from suite_runs import run
 
-from lfxbench.runner import in_batches
+from lfxbench.batching import in_batches
 
 
 def test_out_of_memory_halves_the_batch_and_gives_the_same_result():

@@ -11,8 +11,8 @@ from tiny_models import TinyAutoencoder
 from lfxbench.models.base import ZooModel
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder, corrupt
 from lfxbench.recipe import Recipe
+from lfxbench.run.training import TrainingLog, make_optimizer, split_for, train_model
 from lfxbench.suite import validate_suite
-from lfxbench.training import TrainingLog, make_optimizer, split_for, train_model
 
 CPU = torch.device("cpu")
 

@@ -10,7 +10,7 @@ from captum.attr import DeepLift, IntegratedGradients, Saliency
 from torch import nn
 
 from lfxbench.baselines import Baseline
-from lfxbench.evaluation import EvaluationContext
+from lfxbench.metrics.base import EvaluationContext
 from lfxbench.registry import METHODS, METRICS
 
 
@@ -174,7 +174,7 @@ def test_trend_is_the_spearman_correlation_with_the_parameter():
 
     import pandas as pd
 
-    from lfxbench.leaderboard import trends
+    from lfxbench.report.leaderboard import trends
 
     rows = []
     for beta, value in ((1, 0.9), (5, 0.5), (10, 0.1), (1, 0.8), (5, 0.6), (10, 0.2)):

@@ -1,7 +1,4 @@
-"""The dataset catalogue; importing this package registers every module in it."""
+"""The dataset catalogue, one loader per module; base.py holds the splits and file finding.
 
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+``registry.load_builtins`` imports every module, which registers what it defines.
+"""

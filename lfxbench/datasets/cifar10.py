@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from lfxbench.datasets.base import DatasetSplits
 from lfxbench.datasets.files import read_file_bytes
 from lfxbench.datasets.mnist import subsample
-from lfxbench.datasets.splits import DatasetSplits
 from lfxbench.errors import DataFileError, DataNotFoundError
 from lfxbench.registry import register_dataset
 

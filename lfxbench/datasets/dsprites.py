@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from lfxbench.datasets.splits import DatasetSplits
+from lfxbench.datasets.base import DatasetSplits
 from lfxbench.errors import DataFileError, DataNotFoundError
 from lfxbench.registry import register_dataset
 

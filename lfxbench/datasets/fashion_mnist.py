@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lfxbench.datasets.base import DatasetSplits
 from lfxbench.datasets.mnist import load_idx_dataset
-from lfxbench.datasets.splits import DatasetSplits
 from lfxbench.registry import register_dataset
 
 # Not ".": Fashion-MNIST's files carry MNIST's names, so the data directory's root

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from lfxbench.datasets.base import DatasetSplits
 from lfxbench.datasets.files import GZIP_MAGIC, read_file_bytes
-from lfxbench.datasets.splits import DatasetSplits
 from lfxbench.errors import DataFileError, DataNotFoundError
 from lfxbench.registry import register_dataset
 

@@ -1,7 +1,4 @@
-"""The model zoo; importing this package registers every module in it."""
+"""The model zoo, one family per module; base.py holds ZooModel.
 
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+``registry.load_builtins`` imports every module, which registers what it defines.
+"""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lfxbench.datasets.splits import Resplit
+from lfxbench.datasets.base import Resplit
 from lfxbench.paper_report.runs import PAPER_DATASETS, RERENDERED, STAND_INS, SUBSETS, Run
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.results import load_results
+from lfxbench.report.results import load_results
 
 # suite name in run.json -> the study it runs (each full suite and its CPU sibling).
 STUDIES = {

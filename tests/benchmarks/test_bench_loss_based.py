@@ -23,8 +23,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lfxbench.explanation import TrainingCorpus
 from lfxbench.loss_gradients import per_example_gradients
+from lfxbench.methods.base import TrainingCorpus
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
 from lfxbench.recipe import Recipe
 from lfxbench.registry import METHODS

@@ -31,7 +31,7 @@ import pytest
 import torch
 from captum.attr import DeepLift, GradientShap, IntegratedGradients, Saliency
 
-from lfxbench.labelfree import LabelFreeAuxiliary
+from lfxbench.methods.labelfree import LabelFreeAuxiliary
 from lfxbench.models.mnist_autoencoder import mnist_encoder
 from lfxbench.registry import METHODS
 
@@ -192,7 +192,7 @@ import json, sys, time
 import torch
 from lfxbench.timing import calibration_seconds, steady_allocator
 steady_allocator()
-from lfxbench.explanation import TrainingCorpus
+from lfxbench.methods.base import TrainingCorpus
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
 from lfxbench.recipe import Recipe
 from lfxbench.registry import METHODS
@@ -234,7 +234,7 @@ def first_calls(mode: str) -> list[dict[str, float]]:
 
 
 def test_deep_knn_first_call_vs_steady_state(benchmark):
-    from lfxbench.explanation import TrainingCorpus
+    from lfxbench.methods.base import TrainingCorpus
     from lfxbench.models.mnist_autoencoder import MnistAutoencoder
     from lfxbench.recipe import Recipe
 

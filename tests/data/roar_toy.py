@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from lfxbench import FeatureMethod, ZooModel, register_dataset, register_method, register_model
-from lfxbench.datasets.splits import DatasetSplits
+from lfxbench.datasets.base import DatasetSplits
 
 INFORMATIVE = 4
 

@@ -16,7 +16,6 @@ import itertools
 import json
 import math
 import os
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +25,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from lfxbench.datasets.splits import DatasetSplits, balanced_subset
-from lfxbench.ensemble import train_side_by_side
+from lfxbench.batching import in_batches
+from lfxbench.datasets.base import DatasetSplits, balanced_subset
 from lfxbench.environment import (
     device_name,
     resolve_device,
@@ -36,10 +35,12 @@ from lfxbench.environment import (
     versions,
 )
 from lfxbench.errors import LfxbenchError
-from lfxbench.evaluation import EvaluationContext, MetricResult
-from lfxbench.explanation import TrainingCorpus
+from lfxbench.methods.base import TrainingCorpus
+from lfxbench.metrics.base import EvaluationContext, MetricResult
 from lfxbench.models.base import ZooModel
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS
+from lfxbench.run.ensemble import train_side_by_side
+from lfxbench.run.training import TrainingLog, train_model
 from lfxbench.storage import (
     Cache,
     atomic_write_json,
@@ -56,32 +57,8 @@ from lfxbench.timing import (
     steady_allocator,
     stopwatch,
 )
-from lfxbench.training import TrainingLog, train_model
 
 TRAINED_MODELS_KEPT = 4  # in memory at once; the rest reload from the cache
-
-
-def in_batches(compute: Callable[[slice], torch.Tensor], n: int, batch_size: int) -> torch.Tensor:
-    """``compute`` over consecutive slices of ``n`` examples, concatenated. On running out
-    of device memory the batch is halved and retried (down to one example) instead of
-    failing the run; the smaller size is kept for the remaining batches."""
-    outputs, start = [], 0
-    while start < n:
-        stop = min(start + batch_size, n)
-        try:
-            outputs.append(compute(slice(start, stop)))
-        except torch.OutOfMemoryError:
-            if batch_size == 1:
-                raise
-            batch_size = max(1, batch_size // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            warnings.warn(
-                f"out of device memory: retrying with batches of {batch_size}", stacklevel=2
-            )
-            continue
-        start = stop
-    return torch.cat(outputs)
 
 
 def default_data_dir() -> Path:
@@ -596,7 +573,7 @@ class Runner:
                 ]
                 self.train_seeds_side_by_side(needed)
             if self.executor == "ray":
-                from lfxbench.executors import run_on_ray
+                from lfxbench.run.executors import run_on_ray
 
                 run_on_ray(self, groups, pending_pairs)
             else:

@@ -20,7 +20,7 @@ from torch import nn
 
 from lfxbench.environment import seeded
 from lfxbench.errors import LfxbenchError
-from lfxbench.evaluation import EvaluationContext, MetricResult
+from lfxbench.metrics.base import EvaluationContext, MetricResult
 
 # Keyword arguments every Quantus metric here is built with: lfxbench reports progress
 # and counts the cases Quantus would warn about.

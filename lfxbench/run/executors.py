@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from lfxbench.errors import LfxbenchError
 
 if TYPE_CHECKING:
-    from lfxbench.runner import Runner
+    from lfxbench.run.runner import Runner
     from lfxbench.suite import Cell, PairCell
 
 
@@ -48,7 +48,7 @@ def _worker(spec: WorkerSpec) -> tuple[Runner, dict]:
     if spec not in _worker_state:
         import torch
 
-        from lfxbench.runner import Runner
+        from lfxbench.run.runner import Runner
 
         torch.set_num_threads(spec.num_threads)
         from lfxbench.suite import load_suite

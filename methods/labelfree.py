@@ -15,7 +15,7 @@ import torch
 from captum.attr import Attribution
 from torch import nn
 
-from lfxbench.explanation import FeatureMethod
+from lfxbench.methods.base import FeatureMethod
 
 
 class OwnLatents(Enum):

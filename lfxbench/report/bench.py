@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lfxbench.results import RESULT_COLUMNS
+from lfxbench.report.results import RESULT_COLUMNS
 
 # The timings it reads, which every record of `lfxbench run` carries.
 BENCH_COLUMNS = (

@@ -31,7 +31,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.leaderboard import KEYS, aggregate
+from lfxbench.report.leaderboard import KEYS, aggregate
 
 
 class Tolerances(BaseModel):

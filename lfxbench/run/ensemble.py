@@ -31,7 +31,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
-from lfxbench.training import (
+from lfxbench.run.training import (
     TrainingLog,
     batch_starts,
     checkpoint_lr,

@@ -11,17 +11,9 @@ import torch
 from torch import nn
 
 from lfxbench.baselines import Baseline
+from lfxbench.batching import encode
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
-
-
-@torch.no_grad()
-def encode(encoder: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Latent vectors ``[N, d]`` of any number of inputs, in chunks of ``batch_size``."""
-    return torch.cat(
-        [encoder(inputs[i : i + batch_size]).flatten(1) for i in range(0, len(inputs), batch_size)]
-    )
-
 
 # The cell's method on another encoder: (encoder, inputs, labels of the inputs or None).
 ExplainWith = Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor]

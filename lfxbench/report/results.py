@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.leaderboard import aggregate, render, trends
-from lfxbench.plots import plot_curves, plot_pairs, plot_samples, plot_trend
-from lfxbench.runner import records_to_tables
+from lfxbench.report.leaderboard import aggregate, render, trends
+from lfxbench.report.plots import plot_curves, plot_pairs, plot_samples, plot_trend
+from lfxbench.run.runner import records_to_tables
 from lfxbench.storage import atomic_write_json, atomic_write_text
 from lfxbench.suite import Suite
 

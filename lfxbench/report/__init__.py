@@ -1,0 +1,1 @@
+"""Reporting a run: results (the only reader of run files), leaderboard, compare, plots, bench."""

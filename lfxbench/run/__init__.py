@@ -1,0 +1,1 @@
+"""Running a suite: orchestration, trained models, explainers, executors, training."""
