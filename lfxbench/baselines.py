@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -69,13 +71,23 @@ class Baseline(BaseModel):
             raise ValueError(f"no training example has label {self.label} for the mean baseline")
         return chosen.mean(dim=0, keepdim=True)
 
-    def __call__(
-        self, inputs: torch.Tensor, train_mean: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def __call__(self, inputs: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """The baselines of ``inputs``; the mean baseline's ``reference`` is ``reference()``."""
         if self.kind == "black":
             return torch.zeros_like(inputs)
         if self.kind == "blur":
             return gaussian_blur(inputs, self.kernel_size, self.sigma)
-        if train_mean is None:
+        if reference is None:
             raise ValueError("the 'mean' baseline needs the training mean")
-        return train_mean.to(inputs).expand_as(inputs).clone()
+        return reference.to(inputs).expand_as(inputs).clone()
+
+    def bind(
+        self, train_inputs: torch.Tensor | None, train_labels: torch.Tensor | None
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``baseline_fn(inputs) -> baselines``, with the mean baseline's reference computed
+        once from the training set (the one place it is computed)."""
+        if self.kind != "mean":
+            return self
+        if train_inputs is None or train_labels is None:
+            raise ValueError("the 'mean' baseline needs the training set")
+        return functools.partial(self, reference=self.reference(train_inputs, train_labels))

@@ -33,7 +33,7 @@ def in_batches(compute: Callable[[slice], torch.Tensor], n: int, batch_size: int
             )
             continue
         start = stop
-    return torch.cat(outputs)
+    return torch.cat(outputs) if outputs else compute(slice(0, 0))  # no examples: empty
 
 
 @torch.no_grad()

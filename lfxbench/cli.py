@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -115,8 +114,10 @@ def _check_writable_folder(flag: str, folder: Path) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from lfxbench.report.results import write_run
+    from lfxbench.run.executors import EXECUTORS
     from lfxbench.run.runner import Runner, default_cache_dir
-    from lfxbench.suite import SAFE_NAME, SAFE_NAME_RULE, load_suite
+    from lfxbench.suite import load_suite
+    from lfxbench.suite_checks import SAFE_NAME, SAFE_NAME_RULE
 
     suite = load_suite(args.suite)
     if args.run_name is not None and not SAFE_NAME.fullmatch(args.run_name):
@@ -135,9 +136,8 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         device=args.device,
         progress=not args.quiet,
-        executor=args.executor or suite.executor,
     )
-    records = runner.run()
+    records = runner.run(EXECUTORS[args.executor or suite.executor])
     written = write_run(run_dir, suite, records, runner.environment)
     print((run_dir / "leaderboard.md").read_text())
     print(
@@ -159,13 +159,10 @@ def _list(args: argparse.Namespace) -> int:
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from lfxbench.report.leaderboard import aggregate, render, trends
-    from lfxbench.report.results import LEADERBOARD_COLUMNS, load_results
+    from lfxbench.report.results import LEADERBOARD_COLUMNS, load_results, read_run_suite
 
     results = load_results(args.run_dir, LEADERBOARD_COLUMNS)
-    run_file = args.run_dir / "run.json"
-    parameters = (
-        json.loads(run_file.read_text())["suite"].get("trends", []) if (run_file.is_file()) else []
-    )
+    parameters = read_run_suite(args.run_dir).get("trends", [])
     trend_table = trends(results, parameters) if parameters else None
     text = render(
         aggregate(results),

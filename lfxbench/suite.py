@@ -5,8 +5,6 @@ Every problem is reported with the file, the field path and what is allowed.
 
 from __future__ import annotations
 
-import re
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,12 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lfxbench.baselines import Baseline
 from lfxbench.cells import Cell, PairCell, expand_cells, expand_pairs
 from lfxbench.datasets.base import Resplit
-from lfxbench.errors import LfxbenchError, SuiteError, UnknownNameError
-from lfxbench.params import validate_params
+from lfxbench.errors import LfxbenchError, SuiteError
 from lfxbench.recipe import Recipe
-from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS, Registry, load_plugin
+from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS, load_plugin
 from lfxbench.report.compare import Tolerances
-from lfxbench.storage import stable_hash
+from lfxbench.suite_checks import (
+    allowed_fields,
+    check_distinct_configs,
+    check_entry,
+    check_unique_ids,
+    masks_missing,
+    unsafe_names,
+)
 from lfxbench.suite_yaml import check_document, field_path, read_suite_document
 
 
@@ -171,125 +175,6 @@ class Suite(_Strict):
         return {**model.config(), "dataset": self.dataset(model.dataset).config()}
 
 
-def _allowed_fields(location: tuple[Any, ...]) -> list[str] | None:
-    """The fields of the schema object that holds the field at ``location``."""
-    model: type[BaseModel] = Suite
-    for part in location[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        candidates = [field.annotation, *typing.get_args(field.annotation)]
-        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-        if not nested:
-            return None
-        model = nested[0]
-    return [name for name in model.model_fields if name != "source"]
-
-
-def _check_entry(
-    problems: list[tuple[str, str]],
-    field: str,
-    entry: Entry,
-    registry: Registry[Any],
-    skip: tuple[str, ...],
-) -> Entry:
-    try:
-        target = registry.get(entry.name)
-    except UnknownNameError as error:
-        problems.append((f"{field}.name", str(error)))
-        return entry
-    params, param_problems = validate_params(target, entry.params, skip=skip)
-    problems.extend((f"{field}.params.{name}", message) for name, message in param_problems)
-    if param_problems:
-        return entry
-    return entry.model_copy(update={"params": params})
-
-
-def _check_unique_ids(problems: list[tuple[str, str]], field: str, entries: list[Entry]) -> None:
-    seen: set[str] = set()
-    for index, entry in enumerate(entries):
-        if entry.id in seen:
-            problems.append(
-                (f"{field}[{index}].id", f"duplicate id {entry.id!r}; give each a distinct `id:`")
-            )
-        seen.add(entry.id)
-
-
-def _check_distinct_configs(
-    problems: list[tuple[str, str]], field: str, entries: list[Entry]
-) -> None:
-    """Two entries that differ only by id would share their cell keys (and results)."""
-    first_of: dict[str, int] = {}
-    for index, entry in enumerate(entries):
-        config = stable_hash(entry.config())
-        if config in first_of:
-            problems.append(
-                (
-                    f"{field}[{index}]",
-                    f"computes the same as {field}[{first_of[config]}] "
-                    f"({entries[first_of[config]].id!r}): change its params or remove it",
-                )
-            )
-        first_of.setdefault(config, index)
-
-
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
-SAFE_NAME_RULE = (
-    "letters, digits and _ . + - only, starting with a letter or digit, at most 100 "
-    "characters (it names files and folders of the run)"
-)
-
-
-def _unsafe_names(suite: Suite) -> list[tuple[str, str]]:
-    """Every name the run uses as a file or folder name: the suite's, each entry's id and
-    each trend parameter. A ``/`` or ``..`` would write outside the run directory."""
-    named: list[tuple[str, str]] = [("name", suite.name)]
-    for field in ("datasets", "models", "methods", "metrics"):
-        for index, entry in enumerate(getattr(suite, field)):
-            # An id defaults to the registered name: say which one to set.
-            where = "id" if entry.id != entry.name else "name"
-            named.append((f"{field}[{index}].{where}", entry.id))
-    named += [(f"trends[{index}]", name) for index, name in enumerate(suite.trends)]
-    return [
-        (
-            field,
-            f"{value!r} cannot be used: {SAFE_NAME_RULE}"
-            + ("; give the entry an `id:`" if field.endswith(".name") else ""),
-        )
-        for field, value in named
-        if not SAFE_NAME.fullmatch(value)
-    ]
-
-
-def _masks_missing(suite: Suite) -> list[tuple[str, str]]:
-    """Metrics that need ground-truth object masks, scoring a model whose dataset has none:
-    found now rather than after the model has trained."""
-    with_masks = sorted(
-        entry.name for entry in DATASETS if getattr(entry.target, "provides_object_masks", False)
-    )
-    problems = []
-    for index, metric in enumerate(suite.metrics):
-        if not getattr(METRICS.get(metric.name), "needs_object_masks", False):
-            continue
-        for model in suite.models:
-            dataset = suite.dataset(model.dataset)
-            if metric.scores(model) and not getattr(
-                DATASETS.get(dataset.name), "provides_object_masks", False
-            ):
-                problems.append(
-                    (
-                        f"metrics[{index}]",
-                        f"{metric.name!r} needs ground-truth object masks, and dataset "
-                        f"{dataset.name!r} (model {model.id!r}) has none; datasets with masks: "
-                        f"{', '.join(with_masks) or '(none)'}. Restrict the metric with "
-                        "`models: [ids of models on such a dataset]`",
-                    )
-                )
-    return problems
-
-
 def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None) -> Suite:
     """Validate a parsed YAML document into a Suite, or raise SuiteError listing every problem."""
     if not isinstance(raw, dict):
@@ -313,12 +198,12 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
         for item in error.errors():
             message = item["msg"]
             if item["type"] == "extra_forbidden":
-                allowed = _allowed_fields(item["loc"])
+                allowed = allowed_fields(Suite, item["loc"])
                 message = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
             problems.append((field_path(item["loc"]), message))
         raise SuiteError(source, problems) from None
 
-    problems: list[tuple[str, str]] = _unsafe_names(suite)
+    problems: list[tuple[str, str]] = unsafe_names(suite)
     if problems:
         raise SuiteError(source, problems)
     for index, plugin in enumerate(suite.plugins):
@@ -330,15 +215,15 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
         raise SuiteError(source, problems)
 
     datasets = [
-        _check_entry(problems, f"datasets[{i}]", entry, DATASETS, ("data_dir",))
+        check_entry(problems, f"datasets[{i}]", entry, DATASETS, ("data_dir",))
         for i, entry in enumerate(suite.datasets)
     ]
     methods = [
-        _check_entry(problems, f"methods[{i}]", entry, METHODS, ("encoder",))
+        check_entry(problems, f"methods[{i}]", entry, METHODS, ("encoder",))
         for i, entry in enumerate(suite.methods)
     ]
     metrics = [
-        _check_entry(problems, f"metrics[{i}]", entry, METRICS, ())
+        check_entry(problems, f"metrics[{i}]", entry, METRICS, ())
         for i, entry in enumerate(suite.metrics)
     ]
     model_ids = [entry.id for entry in suite.models]
@@ -354,7 +239,7 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     dataset_ids = [entry.id for entry in suite.datasets]
     for index, entry in enumerate(suite.models):
         field = f"models[{index}]"
-        checked = _check_entry(problems, field, entry, MODELS, ())
+        checked = check_entry(problems, field, entry, MODELS, ())
         if entry.dataset not in dataset_ids:
             problems.append(
                 (
@@ -383,11 +268,11 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
         ("methods", suite.methods),
         ("metrics", suite.metrics),
     ):
-        _check_unique_ids(problems, field, entries)
+        check_unique_ids(problems, field, entries)
     if not problems:
         for field, entries in (("models", models), ("methods", methods), ("metrics", metrics)):
-            _check_distinct_configs(problems, field, entries)
-        problems.extend(_masks_missing(suite))
+            check_distinct_configs(problems, field, entries)
+        problems.extend(masks_missing(suite))
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):
             kind = METRICS.get(entry.name).explains

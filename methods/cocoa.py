@@ -21,21 +21,20 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from lfxbench.batching import encode
 from lfxbench.methods.base import FeatureMethod
 from lfxbench.params import Steps
 from lfxbench.registry import METHODS, register_method
 
+# Examples per encoder pass over the training set (a feature method is given no batch size).
 ENCODE_BATCH = 256
 
 
 @torch.no_grad()
 def unit_embeddings(encoder: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """``f(x) / |f(x)|`` of any number of inputs, moved to the encoder's device a chunk at a
+    """``f(x) / |f(x)|`` of any number of inputs, moved to the encoder's device a batch at a
     time (the training set stays on the CPU)."""
-    device = next(encoder.parameters()).device
-    chunks = inputs.split(ENCODE_BATCH)
-    latents = torch.cat([encoder(chunk.to(device)).flatten(1) for chunk in chunks])
-    return F.normalize(latents, dim=1)
+    return F.normalize(encode(encoder, inputs, ENCODE_BATCH), dim=1)
 
 
 class ContrastiveCorpusAuxiliary(nn.Module):
@@ -234,5 +233,4 @@ class Cocoa(FeatureMethod):
         # inputs alone; a same-class corpus also needs the labels, so COCOA hands the
         # directions to the base's Captum call itself.
         directions = self.base.auxiliary.reference_latents(inputs, labels)
-        inputs = inputs.detach().requires_grad_()  # Captum warns when it must do this itself
         return self.base.captum_attribute(inputs, baselines, (directions,)).detach()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
-import torch
 from captum.attr import DeepLift
 from torch import nn
 
@@ -23,17 +19,3 @@ class LabelFreeDeepLift(LabelFreeCaptumMethod):
 
     def __init__(self, encoder: nn.Module):
         super().__init__(encoder)
-
-    def captum_attribute(
-        self,
-        inputs: torch.Tensor,
-        baselines: torch.Tensor,
-        additional_forward_args: tuple[Any, ...],
-    ) -> torch.Tensor:
-        inputs = inputs.detach().requires_grad_()  # Captum warns when it must do this itself
-        with warnings.catch_warnings():
-            # Captum announces, on every call, that it hooks the ReLUs: expected, not news.
-            warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
-            return self.captum.attribute(
-                inputs, baselines=baselines, additional_forward_args=additional_forward_args
-            )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import torch
 from captum.attr import IntegratedGradients
 from pydantic import Field
 from torch import nn
@@ -19,6 +18,8 @@ class LabelFreeIntegratedGradients(LabelFreeCaptumMethod):
     """Path integral of the gradient of <f(x), f(x~)> from the baseline to x; complete."""
 
     captum_method = IntegratedGradients
+    # Captum differentiates its own interpolated points: the inputs go detached.
+    own_leaves = True
 
     def __init__(
         self,
@@ -34,19 +35,9 @@ class LabelFreeIntegratedGradients(LabelFreeCaptumMethod):
         self.method = method
         self.internal_batch_size = internal_batch_size
 
-    def captum_attribute(
-        self,
-        inputs: torch.Tensor,
-        baselines: torch.Tensor,
-        additional_forward_args: tuple[Any, ...],
-    ) -> torch.Tensor:
-        # Captum differentiates its own interpolated leaves; a graph from them back to the
-        # inputs would only cost time and memory.
-        return self.captum.attribute(
-            inputs.detach(),
-            baselines=baselines,
-            additional_forward_args=additional_forward_args,
-            n_steps=self.n_steps,
-            method=self.method,
-            internal_batch_size=self.internal_batch_size,
-        )
+    def captum_kwargs(self) -> dict[str, Any]:
+        return {
+            "n_steps": self.n_steps,
+            "method": self.method,
+            "internal_batch_size": self.internal_batch_size,
+        }

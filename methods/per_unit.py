@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import torch
-from captum.attr import DeepLift, GradientShap, IntegratedGradients, Saliency
 from torch import nn
 
 from lfxbench.methods.base import UnitMethod
+from lfxbench.methods.deeplift import LabelFreeDeepLift
+from lfxbench.methods.gradient_shap import LabelFreeGradientShap
+from lfxbench.methods.integrated_gradients import LabelFreeIntegratedGradients
+from lfxbench.methods.labelfree import LabelFreeCaptumMethod, call_captum
+from lfxbench.methods.saliency import LabelFreeSaliency
 from lfxbench.params import Steps
 from lfxbench.registry import register_method
 
-CAPTUM_METHODS = {
-    "saliency": Saliency,
-    "integrated_gradients": IntegratedGradients,
-    "gradient_shap": GradientShap,
-    "deeplift": DeepLift,
+# The label-free wrappers lend their Captum class and options; the units are explained
+# through the encoder itself, not the label-free auxiliary.
+CAPTUM_METHODS: dict[str, type[LabelFreeCaptumMethod]] = {
+    "saliency": LabelFreeSaliency,
+    "integrated_gradients": LabelFreeIntegratedGradients,
+    "gradient_shap": LabelFreeGradientShap,
+    "deeplift": LabelFreeDeepLift,
 }
 
 
@@ -40,7 +45,14 @@ class PerUnitAttribution(UnitMethod):
         # attribution of the unit weighted by how active the unit is.
         super().__init__(encoder)
         self.method = method
-        self.captum = CAPTUM_METHODS[method](encoder)
+        options = {
+            # Signed saliency: `absolute` applies to the (scaled) attribution at the end.
+            "saliency": {"absolute": False},
+            "integrated_gradients": {"n_steps": n_steps},
+            "gradient_shap": {"n_samples": n_samples},
+        }
+        self.wrapper = CAPTUM_METHODS[method](encoder, **options.get(method, {}))
+        self.captum = self.wrapper.captum_method(encoder)
         self.n_steps, self.n_samples = n_steps, n_samples
         self.scale_by_unit, self.absolute = scale_by_unit, absolute
 
@@ -50,21 +62,19 @@ class PerUnitAttribution(UnitMethod):
         batch, n_units = latents.shape
         # Example-major rows: row b * d_H + j explains unit j of example b; Captum's
         # per-row `target` picks the unit, so every unit of the batch is one call.
-        expanded = inputs.repeat_interleave(n_units, dim=0).detach().requires_grad_()
+        expanded = inputs.repeat_interleave(n_units, dim=0)
         references = baselines.repeat_interleave(n_units, dim=0)
         target = torch.arange(n_units, device=inputs.device).repeat(batch)
-        kwargs = {"target": target}
-        if self.method == "integrated_gradients":
-            kwargs.update(baselines=references, n_steps=self.n_steps)
-        elif self.method == "gradient_shap":
-            kwargs.update(baselines=references, n_samples=self.n_samples)
-        elif self.method == "deeplift":
-            kwargs.update(baselines=references)
-        else:
-            kwargs.update(abs=False)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
-            attributions = self.captum.attribute(expanded, **kwargs).detach()
+        # Unlike the label-free wrapper, numpy's generator is not reseeded from torch's
+        # here (Gradient SHAP draws from it as the run left it).
+        attributions = call_captum(
+            self.captum,
+            expanded,
+            references,
+            own_leaves=self.wrapper.own_leaves,
+            target=target,
+            **self.wrapper.captum_kwargs(),
+        ).detach()
         attributions = attributions.view(batch, n_units, *inputs.shape[1:])
         if self.scale_by_unit:
             attributions = attributions * latents.view(batch, n_units, *[1] * (inputs.dim() - 1))

@@ -100,9 +100,8 @@ class Relax(FeatureMethod):
     holds about 2**19 input values (600 MNIST images, 100 of 64×64): larger passes allocate
     activations over 32 MiB, which glibc maps afresh for every pass (even under
     ``lfxbench.timing.steady_allocator``), and on 2 CPU cores the page faults then cost
-    more than the encoder: 20 dSprites images × 200 masks took 0.40 s at the default and
-    0.98 s at 1,024 per pass (``tests/benchmarks/test_bench_relax.py``). On a GPU a larger
-    ``forward_batch`` may fill the device better.
+    more than the encoder (``tests/benchmarks/test_bench_relax.py`` compares the default
+    with larger passes). On a GPU a larger ``forward_batch`` may fill the device better.
 
     The per-pixel statistics are float64 sums of ``m``, ``(s − c)·m`` and ``(s − c)²·m``,
     ``c`` each example's mean similarity over the first mask batch: the shift keeps the

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from captum.attr import Saliency
 from torch import nn
 
@@ -24,13 +23,5 @@ class LabelFreeSaliency(LabelFreeCaptumMethod):
         super().__init__(encoder)
         self.absolute = absolute
 
-    def captum_attribute(
-        self,
-        inputs: torch.Tensor,
-        baselines: torch.Tensor,
-        additional_forward_args: tuple[Any, ...],
-    ) -> torch.Tensor:
-        inputs = inputs.detach().requires_grad_()  # Captum warns when it must do this itself
-        return self.captum.attribute(
-            inputs, abs=self.absolute, additional_forward_args=additional_forward_args
-        )
+    def captum_kwargs(self) -> dict[str, Any]:
+        return {"abs": self.absolute}

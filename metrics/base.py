@@ -33,13 +33,12 @@ class EvaluationContext:
     labels: torch.Tensor
     attributions: torch.Tensor
     baseline: Baseline
-    train_mean: torch.Tensor
     batch_size: int
     device: torch.device
     seed: int
     method_kind: Literal["feature", "unit", "example"] = "feature"
     corpus_labels: torch.Tensor | None = None
-    # For a `mean` baseline restricted to one label (the CPU copies are enough).
+    # For the mean baseline's reference (the CPU copies are enough).
     train_inputs: torch.Tensor | None = None
     train_labels: torch.Tensor | None = None
     # For metrics that retrain (ROAR): the trained model with its recipe, the explained
@@ -58,18 +57,19 @@ class EvaluationContext:
     # Ground-truth object masks of `inputs` where the dataset knows them (procedural
     # dSprites): bool, shaped like `inputs`.
     masks: torch.Tensor | None = None
+    _baseline_fns: dict[Baseline, Callable[[torch.Tensor], torch.Tensor]] = field(
+        default_factory=dict, repr=False
+    )
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         return encode(self.encoder, inputs, self.batch_size)
 
     def baseline_of(self, inputs: torch.Tensor, baseline: Baseline | None = None) -> torch.Tensor:
-        baseline = baseline or self.baseline
-        if baseline.kind == "mean" and baseline.label is not None:
-            if self.train_inputs is None or self.train_labels is None:
-                raise ValueError("a per-label mean baseline needs the training set")
-            reference = baseline.reference(self.train_inputs, self.train_labels)
-            return baseline(inputs, reference.to(inputs))
-        return baseline(inputs, self.train_mean)
+        """The baselines of ``inputs``: the model entry's, or another (a metric's own)."""
+        chosen = baseline or self.baseline
+        if chosen not in self._baseline_fns:  # a mean baseline's reference, computed once
+            self._baseline_fns[chosen] = chosen.bind(self.train_inputs, self.train_labels)
+        return self._baseline_fns[chosen](inputs)
 
 
 @dataclass

@@ -201,7 +201,8 @@ def test_re_explaining_metrics_pass_the_labels_of_the_examples_they_stand_for():
             labels=labels,
             attributions=inputs.clone(),
             baseline=Baseline(),
-            train_mean=inputs.mean(dim=0, keepdim=True),
+            train_inputs=inputs,
+            train_labels=torch.zeros(len(inputs)),
             batch_size=4,  # two chunks for Quantus: 4 examples, then 2
             device=torch.device("cpu"),
             seed=0,
@@ -241,6 +242,7 @@ def tiny_runner_suite(name: str, methods: list, metrics: list):
 
 
 def test_same_class_cocoa_runs_end_to_end_through_the_runner(tmp_path):
+    from lfxbench.run.executors import run_locally
     from lfxbench.run.runner import Runner
 
     suite = tiny_runner_suite(
@@ -254,18 +256,18 @@ def test_same_class_cocoa_runs_end_to_end_through_the_runner(tmp_path):
         ["noise_score", {"name": "model_parameter_randomisation", "params": {"n_examples": 4}}],
     )
     runner = Runner(suite, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
-    records = runner.run()
+    records = runner.run(run_locally)
     assert {record["metric"] for record in records} == {
         "noise_score",
         "model_parameter_randomisation",
     }
     assert all(math.isfinite(record["value"]) for record in records)
     cell = suite.cells()[0]
-    explained = runner.explain(cell)
+    explained = runner.explainers.explain(cell)
     assert explained.attributions.shape == explained.inputs.shape
     # Re-explaining without the explained examples' labels cannot pick their corpora.
     with pytest.raises(ValueError, match=r"same_class.*labels"):
-        runner.explain_inputs(cell, explained.trained, explained.inputs)
+        runner.explainers.explain_inputs(cell, explained.trained, explained.inputs)
 
 
 def test_attribute_before_prepare_is_refused(data):
@@ -294,8 +296,8 @@ def test_the_engine_re_explains_with_the_draws_of_the_judged_explanation(tmp_pat
     )
     runner = Runner(suite, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
     for cell in suite.cells():
-        explained = runner.explain(cell)
-        again = runner.explain_inputs(
+        explained = runner.explainers.explain(cell)
+        again = runner.explainers.explain_inputs(
             cell, explained.trained, explained.inputs, labels=explained.labels
         )
         torch.testing.assert_close(again, explained.attributions)

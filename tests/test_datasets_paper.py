@@ -16,6 +16,21 @@ import torch
 from lfxbench.datasets import cifar10 as cifar_module
 from lfxbench.datasets import dsprites as sprites
 from lfxbench.datasets import ecg5000 as ecg
+from lfxbench.datasets.dsprites_procedural import (
+    SPRITE_UNIT,
+    dsprites_procedural,
+    generate_dsprites,
+    render_dsprites,
+)
+from lfxbench.datasets.ecg_procedural import (
+    ECG5000_NORMAL_FRACTION,
+    PR_SEGMENT,
+    R_PEAK_INDEX,
+    ST_SEGMENT,
+    class_counts,
+    ecg_procedural,
+    simulate_heartbeats,
+)
 from lfxbench.datasets.fashion_mnist import fashion_mnist
 from lfxbench.datasets.mnist import MNIST_FILES
 from lfxbench.errors import DataNotFoundError
@@ -231,19 +246,19 @@ def test_ecg5000_missing_file_says_which_and_where(tmp_path):
 
 def st_level(beats: torch.Tensor) -> torch.Tensor:
     """ST segment minus the isoelectric PR segment, per beat."""
-    return beats[:, slice(*ecg.ST_SEGMENT)].mean(1) - beats[:, slice(*ecg.PR_SEGMENT)].mean(1)
+    return beats[:, slice(*ST_SEGMENT)].mean(1) - beats[:, slice(*PR_SEGMENT)].mean(1)
 
 
 def test_ecg_procedural_beats_have_the_documented_morphologies():
-    data = ecg.ecg_procedural(n_train=500, n_test=100, seed=0)
+    data = ecg_procedural(n_train=500, n_test=100, seed=0)
     assert data.train_inputs.shape == (500, 1, 140) and data.test_inputs.shape == (100, 1, 140)
     assert data.train_inputs.dtype == torch.float32 and data.train_labels.dtype == torch.int64
     counts = torch.bincount(data.train_labels, minlength=6)[1:].tolist()
-    assert counts == ecg.class_counts(500, ecg.ECG5000_NORMAL_FRACTION) == [292, 52, 52, 52, 52]
+    assert counts == class_counts(500, ECG5000_NORMAL_FRACTION) == [292, 52, 52, 52, 52]
     beats, labels = data.train_inputs[:, 0], data.train_labels
     torch.testing.assert_close(beats.mean(1), torch.zeros(500), atol=1e-5, rtol=0)  # z-normalised
     normal = labels == 1
-    assert (beats[normal].argmax(1) - ecg.R_PEAK_INDEX).abs().max() <= 1
+    assert (beats[normal].argmax(1) - R_PEAK_INDEX).abs().max() <= 1
     level = {c: st_level(beats[labels == c]) for c in range(1, 6)}
     assert level[2].min() > level[1].max() - 0.5 and level[2].mean() > level[1].mean() + 0.8
     assert level[3].mean() < level[1].mean() - 0.6
@@ -267,16 +282,16 @@ def test_ecg_procedural_beats_have_the_documented_morphologies():
 
 
 def test_ecg_procedural_is_deterministic_and_can_be_balanced():
-    first = ecg.ecg_procedural(n_train=50, n_test=20, seed=3)
-    assert first.fingerprint() == ecg.ecg_procedural(n_train=50, n_test=20, seed=3).fingerprint()
-    assert first.fingerprint() != ecg.ecg_procedural(n_train=50, n_test=20, seed=4).fingerprint()
-    balanced = ecg.ecg_procedural(n_train=50, n_test=20, normal_fraction=0.2)
+    first = ecg_procedural(n_train=50, n_test=20, seed=3)
+    assert first.fingerprint() == ecg_procedural(n_train=50, n_test=20, seed=3).fingerprint()
+    assert first.fingerprint() != ecg_procedural(n_train=50, n_test=20, seed=4).fingerprint()
+    balanced = ecg_procedural(n_train=50, n_test=20, normal_fraction=0.2)
     assert torch.bincount(balanced.test_labels)[1:].tolist() == [4] * 5
-    raw = ecg.ecg_procedural(n_train=50, n_test=20, normalize=False)
+    raw = ecg_procedural(n_train=50, n_test=20, normalize=False)
     normal = raw.train_inputs[raw.train_labels == 1, 0]
     assert 0.6 < normal.max(1).values.mean() < 1.4  # R amplitude ~1 in model units
     with pytest.raises(ValueError):
-        ecg.simulate_heartbeats(torch.tensor([0, 6]), torch.Generator())
+        simulate_heartbeats(torch.tensor([0, 6]), torch.Generator())
 
 
 # --- dSprites -----------------------------------------------------------------------------------
@@ -330,7 +345,7 @@ def test_dsprites_missing_file_says_which_and_where(tmp_path):
 
 
 def render(shape, scale=1.0, orientation=0.0, pos_x=0.5, pos_y=0.5) -> torch.Tensor:
-    return sprites.render_dsprites(
+    return render_dsprites(
         torch.tensor([shape]),
         torch.tensor([scale]),
         torch.tensor([orientation]),
@@ -370,7 +385,7 @@ def test_scale_grows_the_mask_and_shapes_differ_in_area():
         assert 3.2 < ratio < 4.8  # area ~ scale^2 (0.5 -> 1)
     square, ellipse, heart = (int(render(shape).sum()) for shape in range(3))
     assert square > heart > ellipse
-    assert abs(square - (2 * sprites.SPRITE_UNIT) ** 2) < 0.1 * square  # ~ a 20.6-px square
+    assert abs(square - (2 * SPRITE_UNIT) ** 2) < 0.1 * square  # ~ a 20.6-px square
 
 
 def test_centroid_follows_position():
@@ -407,13 +422,13 @@ def test_every_sprite_on_the_grid_stays_inside_the_image():
     shape = torch.arange(3).repeat_interleave(40)
     orientation = sprites.FACTOR_VALUES[3].repeat(3)
     for pos in (0.0, 1.0):
-        images = sprites.render_dsprites(shape, torch.ones(n), orientation, pos, pos)
+        images = render_dsprites(shape, torch.ones(n), orientation, pos, pos)
         border = images[:, 0].sum() + images[:, -1].sum() + images[:, :, 0].sum()
         assert border + images[:, :, -1].sum() == 0
 
 
 def test_dsprites_procedural_returns_labels_factors_and_masks():
-    splits, notes = sprites.generate_dsprites(n_train=300, n_test=100, seed=0)
+    splits, notes = generate_dsprites(n_train=300, n_test=100, seed=0)
     assert splits.train_inputs.shape == (300, 1, 64, 64) and splits.test_inputs.shape == (
         100,
         1,
@@ -424,21 +439,21 @@ def test_dsprites_procedural_returns_labels_factors_and_masks():
     assert splits.test_labels.tolist() == notes.test_factor_classes[:, 1].tolist()
     assert torch.equal(notes.test_masks, splits.test_inputs.bool())
     assert notes.factor_names == sprites.FACTOR_NAMES
-    rerendered = sprites.render_dsprites(
+    rerendered = render_dsprites(
         notes.test_factor_classes[:, 1], *notes.test_factors[:, 2:].unbind(1)
     )
     assert torch.equal(rerendered, splits.test_inputs[:, 0].bool())
     every = torch.cat([notes.train_factor_classes, notes.test_factor_classes])
     assert len(torch.unique(every, dim=0)) == 400  # distinct combinations, train/test disjoint
     assert 0.035 < splits.train_inputs.mean() < 0.05  # official mean pixel ~0.043
-    registered = sprites.dsprites_procedural(n_train=300, n_test=100, seed=0)
+    registered = dsprites_procedural(n_train=300, n_test=100, seed=0)
     assert registered.fingerprint() == splits.fingerprint()
-    assert sprites.dsprites_procedural(300, 100, seed=1).fingerprint() != splits.fingerprint()
+    assert dsprites_procedural(300, 100, seed=1).fingerprint() != splits.fingerprint()
 
 
 def test_dsprites_background_noise_keeps_the_sprites_and_their_masks():
-    clean = sprites.dsprites_procedural(n_train=50, n_test=20, seed=0)
-    noisy = sprites.dsprites_procedural(n_train=50, n_test=20, seed=0, background_noise=0.3)
+    clean = dsprites_procedural(n_train=50, n_test=20, seed=0)
+    noisy = dsprites_procedural(n_train=50, n_test=20, seed=0, background_noise=0.3)
     assert torch.equal(noisy.test_masks, clean.test_masks)
     assert torch.equal(noisy.test_labels, clean.test_labels)
     sprite, background = noisy.test_inputs[noisy.test_masks], noisy.test_inputs[~noisy.test_masks]

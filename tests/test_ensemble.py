@@ -132,12 +132,12 @@ def test_each_member_stops_early_as_it_would_alone(digits):
 def test_a_suite_can_train_its_seeds_side_by_side(tiny_suite, tmp_path, monkeypatch):
     import pandas as pd
 
-    import lfxbench.run.runner
+    import lfxbench.run.trained_models
 
     calls = []
-    original = lfxbench.run.runner.train_side_by_side
+    original = lfxbench.run.trained_models.train_side_by_side
     monkeypatch.setattr(
-        lfxbench.run.runner,
+        lfxbench.run.trained_models,
         "train_side_by_side",
         lambda models, *args: calls.append(len(models)) or original(models, *args),
     )

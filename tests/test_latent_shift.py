@@ -49,7 +49,8 @@ def context(
         labels=torch.zeros(len(inputs), dtype=torch.long),
         attributions=attributions,
         baseline=baseline or Baseline(),
-        train_mean=inputs.mean(dim=0, keepdim=True),
+        train_inputs=inputs,
+        train_labels=torch.zeros(len(inputs)),
         batch_size=batch_size,
         device=torch.device("cpu"),
         seed=0,
@@ -225,7 +226,7 @@ def test_latent_shift_known_answer_on_one_example():
     )
     train_mean = torch.full((1, 1, 8, 8), 0.25, dtype=DTYPE)
     ctx = context(encoder, inputs, attributions, baseline=Baseline(kind="mean"))
-    ctx.train_mean = train_mean
+    ctx.train_inputs, ctx.train_labels = train_mean, torch.zeros(1)
     result = LatentShift(fractions=(0.5, 1.0))(ctx)
 
     top_half = attributions.abs().flatten().argsort(descending=True)[:32]

@@ -10,15 +10,9 @@ import pytest
 import torch
 from captum.attr import DeepLift, IntegratedGradients
 
+from lfxbench.models.augment import hsv_to_rgb, rgb_to_hsv, simclr_augment
 from lfxbench.models.ecg_autoencoder import EcgLstmAutoencoder, cudnn_off_in_eval
-from lfxbench.models.simclr import (
-    SimclrDensenet121,
-    SimclrResnet18,
-    hsv_to_rgb,
-    nt_xent,
-    rgb_to_hsv,
-    simclr_augment,
-)
+from lfxbench.models.simclr import SimclrDensenet121, SimclrResnet18, nt_xent
 from lfxbench.params import validate_params
 from lfxbench.recipe import Recipe
 from lfxbench.registry import MODELS

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from suite_runs import run
 
 from lfxbench.datasets.base import DatasetSplits, Resplit, balanced_subset
-from lfxbench.datasets.ecg5000 import ecg_procedural
+from lfxbench.datasets.ecg_procedural import ecg_procedural
 from lfxbench.run.runner import Runner
 from lfxbench.suite import load_suite
 
@@ -124,7 +124,7 @@ def test_the_ecg_cell_of_a_paper_like_suite_masks_with_the_average_normal_beat(t
     assert 1 not in set(data.test_labels.tolist())
 
     cell = cells[("ecg_features", "integrated_gradients", "latent_shift")]
-    explained = runner.explain(cell)
+    explained = runner.explainers.explain(cell)
     record = runner.evaluate(cell, explained)
     encoder = explained.trained.model.encoder.eval()
     mean_beat = data.train_inputs.mean(dim=0, keepdim=True)
@@ -137,6 +137,6 @@ def test_the_ecg_cell_of_a_paper_like_suite_masks_with_the_average_normal_beat(t
     assert full != pytest.approx(to_black.sum(dim=1).mean().item(), rel=1e-2)
 
     examples = cells[("ecg_examples", "deep_knn", "similarity_rate")]
-    explained = runner.explain(examples)
+    explained = runner.explainers.explain(examples)
     assert len(explained.inputs) == 20  # every test example of the random split
     assert explained.corpus_labels.bincount().tolist() == [10, 10]  # balanced corpus

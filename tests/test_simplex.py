@@ -13,7 +13,7 @@ from scipy.optimize import minimize
 from test_representation_based import corpus_for
 from torch import nn
 
-from lfxbench.methods.simplex import (
+from lfxbench.methods.simplex_solvers import (
     SimplexProblem,
     certify,
     project_onto_simplex,

@@ -1,4 +1,4 @@
-"""The dataset catalogue, one loader per module; base.py holds the splits and file finding.
+"""The dataset catalogue, one dataset family per module; base.py holds what they share.
 
 ``registry.load_builtins`` imports every module, which registers what it defines.
 """

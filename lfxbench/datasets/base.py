@@ -1,12 +1,27 @@
-"""What every dataset entry returns: train/test tensors, with labels for evaluation only."""
+"""What every dataset entry returns, and what every loader of real files shares.
+
+``DatasetSplits`` (train/test tensors, labels for evaluation only), ``subsample`` and
+``balanced_subset`` (seeded subsets), ``Resplit`` (a suite's ``split:``),
+``find_data_file`` (where in the data directory a file is, or an error saying where it was
+looked for and where to get it) and ``read_file_bytes`` (a file's bytes, or an error naming
+what is wrong with it).
+"""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lfxbench.errors import DataFileError, DataNotFoundError
+
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass
@@ -49,6 +64,16 @@ class DatasetSplits:
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._fingerprint = digest.hexdigest()[:16]
         return self._fingerprint
+
+
+def subsample(inputs: torch.Tensor, labels: torch.Tensor, n: int | None, seed: int):
+    """``n`` examples drawn at random (seeded by ``seed``), in their original order; all of
+    them when ``n`` is ``None`` or not smaller than the split."""
+    if n is None or n >= len(inputs):
+        return inputs, labels
+    keep = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))[:n]
+    keep = keep.sort().values
+    return inputs[keep], labels[keep]
 
 
 def balanced_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
@@ -207,3 +232,75 @@ def _kept(labels, chosen, n, split, generator) -> torch.Tensor:
 
 def _joined(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
     return None if first is None or second is None else torch.cat([first, second])
+
+
+# --- real files in the data directory ---------------------------------------------------
+
+
+def find_data_file(
+    data_dir: Path,
+    folders: Sequence[str],
+    names: Sequence[str],
+    source: str,
+    *,
+    instead: str | None = None,
+    missing: str | None = None,
+    download: str = "it",
+    into: str | None = None,
+    hint: str | None = None,
+    names_first: bool = False,
+    present: Callable[[Path], bool] = Path.is_file,
+) -> Path:
+    """The first candidate ``data_dir / folder / name`` that is ``present`` (a file, unless
+    told otherwise), or a ``DataNotFoundError`` listing every path searched.
+
+    Candidates run folder by folder (each of ``names`` in the first folder, then in the
+    next), or with ``names_first`` name by name (the first name in every folder, then the
+    next). The error reads "missing ``missing`` (default: the first name); searched: ...",
+    then ``hint`` or, by default, "Download ``download`` from ``source`` into ``into``
+    (default: the first folder), point --data-dir (or LFXBENCH_DATA) at the folder that
+    holds it, or use ``instead``."
+    """
+    pairs = (
+        [(folder, name) for name in names for folder in folders]
+        if names_first
+        else [(folder, name) for folder in folders for name in names]
+    )
+    candidates = [data_dir / folder / name for folder, name in pairs]
+    for candidate in candidates:
+        if present(candidate):
+            return candidate
+    searched = "\n  ".join(str(candidate) for candidate in candidates)
+    if hint is None:
+        hint = (
+            f"Download {download} from {source} into {into or data_dir / folders[0]}, point "
+            "--data-dir (or LFXBENCH_DATA) at the folder that holds it"
+            + (f", or use {instead}." if instead else ".")
+        )
+    raise DataNotFoundError(f"missing {missing or names[0]}; searched:\n  {searched}\n{hint}")
+
+
+def read_file_bytes(path: Path, expected: str) -> bytes:
+    """The content of ``path``, decompressed when its name ends in ``.gz``.
+
+    An unreadable, empty, non-gzip, truncated or corrupt file is a ``DataFileError`` that says
+    so and what was ``expected`` (e.g. "the gzip-compressed IDX file from ...").
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DataFileError(path, f"cannot be read ({error.strerror})", expected) from error
+    if not raw:
+        raise DataFileError(path, "empty file (0 bytes)", expected)
+    if path.suffix != ".gz":
+        return raw
+    if raw[:2] != GZIP_MAGIC:
+        raise DataFileError(path, "not a gzip file", expected)
+    try:
+        return gzip.decompress(raw)
+    except EOFError as error:
+        problem = "truncated gzip file (it ends before the compressed data does); download it again"
+        raise DataFileError(path, problem, expected) from error
+    except (gzip.BadGzipFile, zlib.error) as error:
+        problem = f"corrupt gzip file ({error}); download it again"
+        raise DataFileError(path, problem, expected) from error

@@ -14,9 +14,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from lfxbench.datasets.base import DatasetSplits
-from lfxbench.datasets.files import read_file_bytes
-from lfxbench.datasets.mnist import subsample
+from lfxbench.datasets.base import DatasetSplits, find_data_file, read_file_bytes, subsample
 from lfxbench.errors import DataFileError, DataNotFoundError
 from lfxbench.registry import register_dataset
 
@@ -149,32 +147,41 @@ def _archive_batches(archive: Path, names: tuple[str, ...]) -> dict[str, bytes]:
 
 
 def read_cifar10_batches(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every official batch as (uint8 [N, 3072], int64 [N]), from the folder or the archive."""
+    """Every official batch as (uint8 [N, 3072], int64 [N]), from the folder or the archive.
+
+    The extracted folder (with all six batches) in any of the folders comes first, then the
+    archive.
+    """
     names = (*CIFAR10_TRAIN_BATCHES, CIFAR10_TEST_BATCH)
-    searched: list[Path] = []
-    for folder in CIFAR10_FOLDERS:
-        batch_dir = data_dir / folder / CIFAR10_BATCHES_DIR
-        searched.append(batch_dir / CIFAR10_TRAIN_BATCHES[0])
-        if all((batch_dir / name).is_file() for name in names):
-            paths = {name: batch_dir / name for name in names}
-            return {
-                name: read_batch(read_file_bytes(path, CIFAR10_BATCH_EXPECTED), str(path))
-                for name, path in paths.items()
-            }
-    for folder in CIFAR10_FOLDERS:
-        archive = data_dir / folder / CIFAR10_ARCHIVE
-        searched.append(archive)
-        if archive.is_file():
-            payloads = _archive_batches(archive, names)
-            return {name: read_batch(payloads[name], f"{archive}:{name}") for name in names}
-    listing = "\n  ".join(str(path) for path in searched)
-    raise DataNotFoundError(
-        f"missing {CIFAR10_BATCHES_DIR}/{CIFAR10_TRAIN_BATCHES[0]} (with data_batch_2..5 and "
-        f"{CIFAR10_TEST_BATCH}) or {CIFAR10_ARCHIVE}; searched:\n  {listing}\n"
-        f"Download {CIFAR10_ARCHIVE} from {CIFAR10_SOURCE} into {data_dir} (extracted or not), "
-        f"point --data-dir (or LFXBENCH_DATA) at the folder that holds it, or use the offline "
-        f"'natural_images_standin' (not CIFAR-10)."
+
+    def present(path: Path) -> bool:
+        if path.name == CIFAR10_ARCHIVE:
+            return path.is_file()
+        return all((path.parent / name).is_file() for name in names)
+
+    found = find_data_file(
+        data_dir,
+        CIFAR10_FOLDERS,
+        (f"{CIFAR10_BATCHES_DIR}/{CIFAR10_TRAIN_BATCHES[0]}", CIFAR10_ARCHIVE),
+        CIFAR10_SOURCE,
+        names_first=True,
+        present=present,
+        missing=(
+            f"{CIFAR10_BATCHES_DIR}/{CIFAR10_TRAIN_BATCHES[0]} (with data_batch_2..5 and "
+            f"{CIFAR10_TEST_BATCH}) or {CIFAR10_ARCHIVE}"
+        ),
+        download=CIFAR10_ARCHIVE,
+        into=f"{data_dir} (extracted or not)",
+        instead="the offline 'natural_images_standin' (not CIFAR-10)",
     )
+    if found.name == CIFAR10_ARCHIVE:
+        payloads = _archive_batches(found, names)
+        return {name: read_batch(payloads[name], f"{found}:{name}") for name in names}
+    paths = {name: found.parent / name for name in names}
+    return {
+        name: read_batch(read_file_bytes(path, CIFAR10_BATCH_EXPECTED), str(path))
+        for name, path in paths.items()
+    }
 
 
 def _cifar_split(

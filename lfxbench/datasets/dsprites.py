@@ -1,4 +1,4 @@
-"""dSprites: the official npz file, and a vectorised renderer of the same six factors.
+"""dSprites from the official npz file, and the factor grid it shares with its renderer.
 
 Factors, in the official order (``latents_classes`` / ``latents_values`` columns):
 color (1 value, white), shape (square, ellipse, heart; values 1, 2, 3), scale (6 values
@@ -7,9 +7,9 @@ grid includes 2 pi, so its first and last orientation draw the same image), posi
 (32 values each, ``linspace(0, 1, 32)``). Image ``i`` of the official file has the factor
 classes of ``classes_from_index(i)`` (posY varies fastest).
 
-Labels of both datasets are the shape class (0 square, 1 ellipse, 2 heart). The object mask
-of a dSprites image is the image itself (binary, one object, no background clutter); the
-renderer returns it as a bool tensor.
+Labels of both datasets (this one and ``dsprites_procedural``, the renderer in
+``dsprites_procedural.py``) are the shape class (0 square, 1 ellipse, 2 heart). The object
+mask of a dSprites image is the image itself (binary, one object, no background clutter).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from lfxbench.datasets.base import DatasetSplits
-from lfxbench.errors import DataFileError, DataNotFoundError
+from lfxbench.datasets.base import DatasetSplits, find_data_file
+from lfxbench.errors import DataFileError
 from lfxbench.registry import register_dataset
 
 DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -54,28 +54,6 @@ FACTOR_VALUES = (
     torch.linspace(0.0, 1.0, 32, dtype=torch.float64),
     torch.linspace(0.0, 1.0, 32, dtype=torch.float64),
 )
-
-# --- geometry of the renderer (assumptions; the official generator is not published) -----
-#
-# Coordinates: the image spans [0, 64] x [0, 64] pixels, pixel (row r, col c) has its centre
-# at (r + 0.5, c + 0.5) and is on iff that centre lies inside the shape (binary, no
-# anti-aliasing, like the official images). pos_x moves the sprite right (columns), pos_y
-# down (rows): the sprite's area centroid sits at column 16 + 32 pos_x, row 16 + 32 pos_y,
-# a 32-pixel range whose 31 steps of ~1 px are "the smallest step changes while ensuring that
-# all pixel outputs were different" (official README) and keep every sprite inside the image.
-# Size: at scale s, the square's half-side is SPRITE_UNIT * s pixels (a 20.6-px square at
-# s = 1, about a third of the image); the ellipse has semi-axes SPRITE_UNIT * s (along x at
-# orientation 0) and half that; the heart is the curve (x^2 + y^2 - 1)^3 = x^2 y^3 (lobes
-# up at orientation 0) scaled to half-width SPRITE_UNIT * s and centred on its centroid.
-# SPRITE_UNIT = 10.3 px makes the mean pixel over all factor combinations ~0.043, the value
-# reported for the official images (mean 0.043, std 0.202). Orientation rotates the sprite
-# counter-clockwise on screen about its centroid.
-POSITION_OFFSET, POSITION_RANGE = 16.0, 32.0
-SPRITE_UNIT = 10.3
-ELLIPSE_MINOR = 0.5  # minor / major semi-axis
-# The heart curve spans x in [-1.1388, 1.1388]; its area centroid is at y = 0.2935.
-HEART_HALF_WIDTH, HEART_CENTROID_Y = 1.1388, 0.2935
-_RENDER_CHUNK = 1024
 
 
 def classes_from_index(index: torch.Tensor) -> torch.Tensor:
@@ -106,70 +84,6 @@ def sample_factors(n: int, generator: torch.Generator) -> torch.Tensor:
     return classes_from_index(torch.randperm(N_COMBINATIONS, generator=generator)[:n])
 
 
-def render_dsprites(
-    shape: torch.Tensor,
-    scale: torch.Tensor,
-    orientation: torch.Tensor,
-    pos_x: torch.Tensor,
-    pos_y: torch.Tensor,
-) -> torch.Tensor:
-    """Binary dSprites images [N, 64, 64] bool, from per-image factor values.
-
-    ``shape`` is the class (0 square, 1 ellipse, 2 heart); ``scale``, ``orientation``
-    (radians), ``pos_x`` and ``pos_y`` (in [0, 1]) are values, not necessarily on the official
-    grid. Vectorised over the batch (in chunks of 1,024 images). The image is also the
-    object's mask.
-    """
-    shape = torch.as_tensor(shape, dtype=torch.int64).reshape(-1)
-    n = len(shape)
-    factors = [
-        torch.as_tensor(value, dtype=torch.float64).reshape(-1).expand(n)
-        for value in (scale, orientation, pos_x, pos_y)
-    ]
-    images = torch.empty(n, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.bool)
-    for start in range(0, n, _RENDER_CHUNK):
-        chunk = slice(start, start + _RENDER_CHUNK)
-        images[chunk] = _render_chunk(shape[chunk], *(value[chunk] for value in factors))
-    return images
-
-
-def _render_chunk(shape, scale, orientation, pos_x, pos_y) -> torch.Tensor:
-    # float64 for the per-image transform; float32 on the pixel grid (~1e-6 px, no ties seen).
-    centres = (torch.arange(IMAGE_SIZE, dtype=torch.float64) + 0.5)[None, :]
-    size = SPRITE_UNIT * scale[:, None]
-    # Offsets from the sprite's centroid in units of its size, y pointing up on screen.
-    dx = ((centres - (POSITION_OFFSET + POSITION_RANGE * pos_x)[:, None]) / size).float()
-    dy = (((POSITION_OFFSET + POSITION_RANGE * pos_y)[:, None] - centres) / size).float()
-    cos, sin = torch.cos(orientation).float(), torch.sin(orientation).float()
-    images = torch.empty(len(shape), IMAGE_SIZE, IMAGE_SIZE, dtype=torch.bool)
-    for kind in range(len(SHAPE_NAMES)):
-        chosen = (shape == kind).nonzero().squeeze(1)
-        if len(chosen) == 0:
-            continue
-        # Rotate the pixel grid by -orientation, i.e. the sprite by +orientation.
-        c, s = cos[chosen, None, None], sin[chosen, None, None]
-        x, y = dx[chosen, None, :], dy[chosen, :, None]  # [k, 1, 64] columns, [k, 64, 1] rows
-        u, v = c * x + s * y, c * y - s * x
-        if kind == 0:  # square
-            inside = torch.maximum(u.abs(), v.abs()) <= 1
-        elif kind == 1:  # ellipse
-            w = v / ELLIPSE_MINOR
-            inside = u * u + w * w <= 1
-        else:  # heart: (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0
-            hx, hy = u * HEART_HALF_WIDTH, v * HEART_HALF_WIDTH + HEART_CENTROID_Y
-            hx2, hy2 = hx * hx, hy * hy
-            r = hx2 + hy2 - 1
-            inside = r * r * r <= hx2 * hy2 * hy
-        images[chosen] = inside
-    return images
-
-
-def render_from_classes(classes: torch.Tensor) -> torch.Tensor:
-    """Factor classes [N, 6] -> binary images [N, 64, 64] bool."""
-    values = factor_values(classes)
-    return render_dsprites(classes[:, 1], *values[:, 2:].unbind(1))
-
-
 @dataclass
 class SpriteAnnotations:
     """What ``DatasetSplits`` cannot hold yet: per-image factors and object masks.
@@ -188,13 +102,14 @@ class SpriteAnnotations:
     factor_names: tuple[str, ...] = FACTOR_NAMES
 
 
-def _annotated_splits(
+def annotated_splits(
     classes: torch.Tensor,
     values: torch.Tensor,
     masks: torch.Tensor,
     n_train: int,
     description: str,
 ) -> tuple[DatasetSplits, SpriteAnnotations]:
+    """Splits and annotations of images given train first (``n_train`` of them), then test."""
     inputs = masks.to(torch.float32)
     labels = classes[:, 1].clone()
     train, test = slice(0, n_train), slice(n_train, None)
@@ -207,21 +122,26 @@ def _annotated_splits(
     return splits, notes
 
 
-# --- the official file ----------------------------------------------------------------------
+def split_indices(
+    n_total: int, n_train: int, n_test: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Disjoint random train/test indices into ``n_total`` items, each sorted."""
+    if n_train + n_test > n_total:
+        raise ValueError(f"n_train + n_test = {n_train + n_test} exceeds the {n_total} images")
+    chosen = torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))
+    return chosen[:n_train].sort().values, chosen[n_train : n_train + n_test].sort().values
 
 
-def find_dsprites_file(data_dir: Path) -> Path:
-    candidates = [data_dir / folder / DSPRITES_FILE for folder in DSPRITES_FOLDERS]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    searched = "\n  ".join(str(candidate) for candidate in candidates)
-    raise DataNotFoundError(
-        f"missing {DSPRITES_FILE}; searched:\n  {searched}\n"
-        f"Download it from {DSPRITES_SOURCE} into {data_dir / DSPRITES_FOLDERS[0]}, point "
-        f"--data-dir (or LFXBENCH_DATA) at the folder that holds it, or use the offline "
-        f"'dsprites_procedural' (a re-rendering, not the official images)."
+def with_annotations(splits: DatasetSplits, annotations: SpriteAnnotations) -> DatasetSplits:
+    return dataclasses.replace(
+        splits,
+        train_factors=annotations.train_factors,
+        test_factors=annotations.test_factors,
+        test_masks=annotations.test_masks,
     )
+
+
+# --- the official file ----------------------------------------------------------------------
 
 
 def read_npy_header(handle) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -327,21 +247,17 @@ def read_dsprites_latents(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return classes, values
 
 
-def split_indices(
-    n_total: int, n_train: int, n_test: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Disjoint random train/test indices into ``n_total`` items, each sorted."""
-    if n_train + n_test > n_total:
-        raise ValueError(f"n_train + n_test = {n_train + n_test} exceeds the {n_total} images")
-    chosen = torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))
-    return chosen[:n_train].sort().values, chosen[n_train : n_train + n_test].sort().values
-
-
 def load_dsprites(
     data_dir: Path, n_train: int = 10_000, n_test: int = 2_000, subset_seed: int = 0
 ) -> tuple[DatasetSplits, SpriteAnnotations]:
     """A random subset of the official file, with its factors and masks."""
-    path = find_dsprites_file(data_dir)
+    path = find_data_file(
+        data_dir,
+        DSPRITES_FOLDERS,
+        (DSPRITES_FILE,),
+        DSPRITES_SOURCE,
+        instead="the offline 'dsprites_procedural' (a re-rendering, not the official images)",
+    )
     all_classes, all_values = read_dsprites_latents(path)
     train_index, test_index = split_indices(len(all_classes), n_train, n_test, subset_seed)
     index = torch.cat([train_index, test_index])
@@ -353,16 +269,7 @@ def load_dsprites(
     masks = torch.from_numpy(rows != 0)[:, None]
     classes = torch.from_numpy(all_classes[index.numpy()].astype(np.int64))
     values = torch.from_numpy(all_values[index.numpy()].astype(np.float64))
-    return _annotated_splits(classes, values, masks, n_train, "dSprites (official npz)")
-
-
-def with_annotations(splits: DatasetSplits, annotations: SpriteAnnotations) -> DatasetSplits:
-    return dataclasses.replace(
-        splits,
-        train_factors=annotations.train_factors,
-        test_factors=annotations.test_factors,
-        test_masks=annotations.test_masks,
-    )
+    return annotated_splits(classes, values, masks, n_train, "dSprites (official npz)")
 
 
 @register_dataset("dsprites")
@@ -382,53 +289,3 @@ def dsprites(
 
 
 dsprites.provides_object_masks = True  # localisation metrics may score its models
-
-
-# --- the renderer as a dataset --------------------------------------------------------------
-
-
-def generate_dsprites(
-    n_train: int = 10_000, n_test: int = 2_000, seed: int = 0
-) -> tuple[DatasetSplits, SpriteAnnotations]:
-    """Rendered dSprites with their factors and masks (see ``dsprites_procedural``)."""
-    train_index, test_index = split_indices(N_COMBINATIONS, n_train, n_test, seed)
-    classes = classes_from_index(torch.cat([train_index, test_index]))
-    values = factor_values(classes)
-    masks = render_from_classes(classes)[:, None]
-    return _annotated_splits(
-        classes, values, masks, n_train, "dSprites re-rendered offline (not the official images)"
-    )
-
-
-@register_dataset("dsprites_procedural")
-def dsprites_procedural(
-    n_train: Annotated[int, Field(ge=1)] = 10_000,
-    n_test: Annotated[int, Field(ge=1)] = 2_000,
-    seed: int = 0,
-    background_noise: Annotated[float, Field(ge=0, le=1)] = 0.0,
-) -> DatasetSplits:
-    """dSprites' six factors re-rendered offline (binary 64x64, label = shape); not the file.
-
-    Same factor grid as the official set; train and test are disjoint combinations drawn with
-    ``seed`` (the same ones ``dsprites`` draws with ``subset_seed=seed``). The geometry is this
-    module's reasoned approximation of the official one (see its comments). Factors and
-    object masks (= the images): ``generate_dsprites``, ``render_dsprites``.
-
-    ``background_noise`` > 0 fills the background with uniform noise in [0, level] (the
-    masks stay the sprites). On the binary images a black baseline alone tells every
-    difference-from-baseline method where the object is; noise makes localisation a test.
-    """
-    splits = with_annotations(*generate_dsprites(n_train, n_test, seed))
-    if background_noise == 0:
-        return splits
-    generator = torch.Generator().manual_seed(seed)
-    noisy = {}
-    for split in ("train", "test"):
-        inputs = getattr(splits, f"{split}_inputs")
-        noise = torch.rand(inputs.shape, generator=generator) * background_noise
-        noisy[f"{split}_inputs"] = torch.where(inputs > 0, inputs, noise)
-    description = f"{splits.description}; background noise U[0, {background_noise:g}]"
-    return dataclasses.replace(splits, **noisy, description=description)
-
-
-dsprites_procedural.provides_object_masks = True

@@ -9,9 +9,14 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from lfxbench.datasets.base import DatasetSplits
-from lfxbench.datasets.files import GZIP_MAGIC, read_file_bytes
-from lfxbench.errors import DataFileError, DataNotFoundError
+from lfxbench.datasets.base import (
+    GZIP_MAGIC,
+    DatasetSplits,
+    find_data_file,
+    read_file_bytes,
+    subsample,
+)
+from lfxbench.errors import DataFileError
 from lfxbench.registry import register_dataset
 
 MNIST_FILES = {
@@ -85,39 +90,8 @@ def read_idx(path: Path, expected: str = "an IDX file of unsigned bytes") -> np.
     return np.frombuffer(data, dtype=np.uint8, offset=header_bytes).reshape(shape)
 
 
-def find_idx_file(
-    data_dir: Path, stem: str, folders: tuple[str, ...], hint: str | None = None
-) -> Path:
-    """The IDX file ``stem`` (or ``stem.gz``) in the first of ``folders`` that holds it;
-    otherwise an error naming every path searched and ``hint`` (where to get the file)."""
-    candidates = [
-        data_dir / folder / f"{stem}{suffix}" for folder in folders for suffix in ("", ".gz")
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    searched = "\n  ".join(str(candidate) for candidate in candidates)
-    raise DataNotFoundError(
-        f"missing {stem} (or {stem}.gz); searched:\n  {searched}\n"
-        + (
-            hint
-            or f"Download it from {MNIST_SOURCE} into {data_dir / folders[0]}, point "
-            "--data-dir (or LFXBENCH_DATA) at the folder that holds it, or use the embedded "
-            "'mnist_5k'."
-        )
-    )
-
-
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
-
-
-def subsample(inputs: torch.Tensor, labels: torch.Tensor, n: int | None, seed: int):
-    if n is None or n >= len(inputs):
-        return inputs, labels
-    keep = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))[:n]
-    keep = keep.sort().values
-    return inputs[keep], labels[keep]
 
 
 def read_idx_split(
@@ -162,7 +136,18 @@ def load_idx_dataset(
     """MNIST-format IDX files from the first of ``folders`` (under ``data_dir``) that holds
     each; ``hint`` says where to get a missing file, ``source`` where the right files come
     from (for the message about a broken one)."""
-    paths = {key: find_idx_file(data_dir, stem, folders, hint) for key, stem in MNIST_FILES.items()}
+    paths = {
+        key: find_data_file(
+            data_dir,
+            folders,
+            (stem, f"{stem}.gz"),
+            MNIST_SOURCE,
+            missing=f"{stem} (or {stem}.gz)",
+            instead="the embedded 'mnist_5k'",
+            hint=hint,
+        )
+        for key, stem in MNIST_FILES.items()
+    }
     splits = []
     for split, seed, n in (("train", subset_seed, n_train), ("test", subset_seed + 1, n_test)):
         images, labels = read_idx_split(paths[f"{split}_images"], paths[f"{split}_labels"], source)

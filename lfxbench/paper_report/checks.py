@@ -1,10 +1,9 @@
 """How a claim is tested on a run: the :class:`Check` protocol, the orderings of section
 4.1 and Appendix C.1 (latent shift, similarity rates, ROAR) and their tolerances.
 
-A check names the models and methods it reads and returns a :class:`Finding`: our value
-(means over seeds, with their spread), whether the claim holds, and why. A :class:`Claim`
-pairs a published statement with its check and the paper's setting. The pretext study's
-checks are in :mod:`.pretext_checks`, the VAE study's in :mod:`.vae_checks`.
+A check reads named models and methods and returns a :class:`Finding` (our value: means
+and spread over seeds; whether the claim holds; why). A :class:`Claim` pairs a published
+statement with its check and setting; other studies: :mod:`.pretext_checks`, :mod:`.vae_checks`.
 """
 
 from __future__ import annotations

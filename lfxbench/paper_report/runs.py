@@ -7,7 +7,6 @@ stands in for, so that a claim can tell a real subset from a stand-in.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.report.results import load_results
+from lfxbench.report.results import load_results, read_run_suite
 
 # suite name in run.json -> the study it runs (each full suite and its CPU sibling).
 STUDIES = {
@@ -148,7 +147,7 @@ def load_run(path: Path) -> Run:
     if not run_file.is_file():
         raise LfxbenchError(f"{path} holds no run.json; is it a run directory of `lfxbench run`?")
     results = load_results(path)
-    suite = json.loads(run_file.read_text())["suite"]
+    suite = read_run_suite(path)
     if suite.get("name") not in STUDIES:
         raise LfxbenchError(
             f"{path} is a run of suite {suite.get('name')!r}, none of the paper's suites "

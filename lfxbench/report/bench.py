@@ -25,7 +25,7 @@ BENCH_COLUMNS = (
 
 
 def throughput_report(results: pd.DataFrame) -> str:
-    single = results[results.get("model_b", pd.Series("", index=results.index)).fillna("") == ""]
+    single = results[results["model_b"] == ""]
     device = ", ".join(sorted(results["device_name"].dropna().astype(str).unique()))
     parts = [f"# Throughput of {results['suite'].iloc[0]} on {device}\n"]
 

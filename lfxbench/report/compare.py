@@ -23,7 +23,6 @@ CSVs have no seeds: their cells are judged on mean seconds over mean calibration
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lfxbench.errors import LfxbenchError
 from lfxbench.report.leaderboard import KEYS, aggregate
+from lfxbench.report.results import read_run_suite, read_table
 
 
 class Tolerances(BaseModel):
@@ -73,31 +73,17 @@ RATIOS = ["runtime_ratio", "runtime_ratio_min", "runtime_ratio_max"]
 SEED_RUNTIME, SEED_CALIBRATION = "runtime_seconds seed=", "calibration_seconds seed="
 
 
-def _run_settings(run_file: Path) -> dict:
-    """The suite's ``compare:`` settings that ``run.json`` records ({} if none)."""
+def _run_settings(run_dir: Path) -> dict:
+    """The suite's ``compare:`` settings that the run directory's ``run.json`` records."""
+    settings = read_run_suite(run_dir).get("compare") or {}
     try:
-        settings = json.loads(run_file.read_bytes()).get("suite", {}).get("compare") or {}
         Tolerances.model_validate(settings)
-    except (OSError, ValueError, AttributeError) as error:  # ValueError: JSON, validation
+    except ValueError as error:
         raise ComparisonError(
-            f"{run_file} is not a run.json as `lfxbench run` writes it (a JSON object whose "
-            f"`suite` may hold `compare:` settings): {str(error).replace(chr(10), ' ')}"
+            f"{run_dir / 'run.json'} is not a run.json as `lfxbench run` writes it: its "
+            f"`compare:` settings do not validate: {str(error).replace(chr(10), ' ')}"
         ) from None
     return settings
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype={"model_b": str, "method_b": str})
-    except pd.errors.EmptyDataError:
-        problem = "is empty"
-    except UnicodeDecodeError:
-        problem = "is not UTF-8 text (a binary file?)"
-    except ValueError as error:  # ParserError and friends
-        problem = f"is not a well-formed CSV ({str(error).strip()})"
-    except OSError as error:
-        problem = f"cannot be read ({error.strerror})"
-    raise ComparisonError(f"{path} {problem}; {EXPECTED}")
 
 
 def _reject(path: Path, rows: pd.Series, problem: str, values: pd.Series | None = None) -> None:
@@ -129,8 +115,6 @@ def _validated(table: pd.DataFrame, path: Path) -> pd.DataFrame:
         bad = numbers.isna() & table[column].notna()
         _reject(path, bad, f"{column} should be a number, not", table[column])
         table[column] = numbers
-    for column in ("model_b", "method_b"):
-        table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
     seed = ["seed"] if kind == "results" else []
     names = ", ".join(NAMES + seed)
     _reject(path, table[NAMES + seed].isna().any(axis=1), f"one of {names} is empty")
@@ -160,14 +144,13 @@ def load_board(path: Path) -> tuple[pd.DataFrame, dict]:
     path = Path(path)
     settings: dict = {}
     if path.is_dir():
-        if (path / "run.json").is_file():
-            settings = _run_settings(path / "run.json")
+        settings = _run_settings(path)
         if not (path / "results.csv").is_file():
             raise ComparisonError(f"{path} is a directory without a results.csv; {EXPECTED}")
         path = path / "results.csv"
     if not path.is_file():
         raise ComparisonError(f"{path} does not exist; {EXPECTED}")
-    table = _validated(_read_csv(path), path)
+    table = _validated(read_table(path, EXPECTED), path)
     return (_aggregate(table) if "value" in table else table), settings
 
 

@@ -23,10 +23,9 @@ def _ci95_halfwidth(values: pd.Series) -> float:
 
 def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, dataset, method, metric[, pair]): mean ± spread over seeds, rank,
-    timing. Single-explanation rows have empty ``model_b`` / ``method_b``."""
+    timing. Single-explanation rows have empty ``model_b`` / ``method_b`` (as every reader
+    of results gives them: `results.read_table`, `records_to_tables`)."""
     results = results.copy()
-    for column in ("model_b", "method_b"):
-        results[column] = results.get(column, pd.Series("", index=results.index)).fillna("")
     kinds = results.get("method_kind", pd.Series(index=results.index, dtype=object))
     results["method_kind"] = kinds.fillna("feature")  # results from before example methods
     for column in (
@@ -141,7 +140,7 @@ def trends(results: pd.DataFrame, parameters: list[str]) -> pd.DataFrame:
     pooled, every seed one point: a trend is how the metric moves as the parameter grows.
     """
     rows = []
-    single = results[results.get("model_b", pd.Series("", index=results.index)).fillna("") == ""]
+    single = results[results["model_b"] == ""]
     if "model_params" not in single or single.empty:
         return pd.DataFrame()
     params = single["model_params"].map(json.loads)

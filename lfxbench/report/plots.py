@@ -104,7 +104,7 @@ def plot_trend(results: pd.DataFrame, parameter: str, figure_dir: Path) -> list[
     (every model and seed a point), one colour per model family and objective."""
     import json
 
-    single = results[results["model_b"].fillna("") == ""] if "model_b" in results else results
+    single = results[results["model_b"] == ""]
     if "model_params" not in single:
         return []
     values = single["model_params"].map(lambda text: json.loads(text).get(parameter))

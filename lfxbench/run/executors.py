@@ -1,4 +1,7 @@
-"""Fan a suite's cells out over Ray: one task per model training, per explanation group
+"""Where a runner's pending cells run: ``run_locally`` (in this process) or ``run_on_ray``
+(the CLI picks one by name from ``EXECUTORS``).
+
+Ray fans the cells out: one task per model training, per explanation group
 and per pairwise comparison, in three waves (a group needs its model, a pair both
 explanations). Workers share the cache and run directories, which every write reaches
 atomically, and return nothing: the driver reads the finished cells as a local run does.
@@ -14,16 +17,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
+from lfxbench.cells import Cell, PairCell
 from lfxbench.errors import LfxbenchError
-
-if TYPE_CHECKING:
-    from lfxbench.run.runner import Runner
-    from lfxbench.suite import Cell, PairCell
+from lfxbench.run.runner import Runner
+from lfxbench.suite import load_suite
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,7 @@ _worker_state: dict[WorkerSpec, tuple[Runner, dict]] = {}
 def _worker(spec: WorkerSpec) -> tuple[Runner, dict]:
     """The runner of this worker process and its cells by key, built once per process."""
     if spec not in _worker_state:
-        import torch
-
-        from lfxbench.run.runner import Runner
-
         torch.set_num_threads(spec.num_threads)
-        from lfxbench.suite import load_suite
-
         suite = load_suite(spec.suite_path)
         runner = Runner(
             suite,
@@ -70,7 +65,7 @@ def _worker(spec: WorkerSpec) -> tuple[Runner, dict]:
 
 def _train(spec: WorkerSpec, cell_key: str) -> None:
     runner, cells = _worker(spec)
-    runner.trained_model(cells[cell_key])
+    runner.models.get(cells[cell_key])
 
 
 def _group(spec: WorkerSpec, cell_keys: list[str]) -> None:
@@ -81,6 +76,24 @@ def _group(spec: WorkerSpec, cell_keys: list[str]) -> None:
 def _pair(spec: WorkerSpec, pair_key: str) -> None:
     runner, cells = _worker(spec)
     runner.run_pair(cells[pair_key])
+
+
+def run_locally(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) -> None:
+    """Every pending group, then every pair, in this process."""
+    total = sum(map(len, groups)) + len(pairs)
+    with tqdm(total=total, desc=runner.suite.name, unit="cell", disable=not runner.progress) as bar:
+        for group in groups:
+            bar.set_postfix_str(f"{group[0].model.id} seed {group[0].seed}: {group[0].method.id}")
+            runner.run_group(group)
+            bar.update(len(group))
+        for pair in pairs:
+            bar.set_postfix_str(
+                f"{pair.first.metric.id}: {pair.first.model.id}/"
+                f"{pair.first.method.id} vs {pair.second.model.id}/"
+                f"{pair.second.method.id}"
+            )
+            runner.run_pair(pair)
+            bar.update()
 
 
 def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) -> None:
@@ -147,3 +160,6 @@ def _wait(ray, refs: list, bar: tqdm, weights: list[int] | int) -> None:
                 raise error.cause from None
             raise
         bar.update(weight[done[0]])
+
+
+EXECUTORS = {"local": run_locally, "ray": run_on_ray}

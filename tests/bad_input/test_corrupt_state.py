@@ -374,8 +374,8 @@ def test_a_read_only_cache_exits_2_naming_it(small_suite, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("", "not a readable table"),
-        ('suite,model\n"tiny,ae\n', "not a readable table"),
+        ("", "is empty"),
+        ('suite,model\n"tiny,ae\n', "is not a well-formed CSV"),
         ("suite,model\ntiny,ae\n", "lacks the columns method, metric, seed, value"),
     ],
 )

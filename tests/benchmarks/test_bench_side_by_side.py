@@ -32,7 +32,7 @@ import time
 import pytest
 import torch
 
-from lfxbench.datasets.dsprites import dsprites_procedural
+from lfxbench.datasets.dsprites_procedural import dsprites_procedural
 from lfxbench.datasets.mnist import mnist_5k
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
 from lfxbench.models.vae import DspritesVae, MnistVae
