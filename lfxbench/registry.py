@@ -39,9 +39,32 @@ def _first_doc_line(obj: Any) -> str:
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
-        self.kind = kind
+    """Names of one kind. ``bases`` (``"module:Name,Name"``) are the classes a registered
+    target must subclass; each may declare ``DECLARED``, its class attributes and their
+    allowed values, which registration checks (the mistake is found when the plugin
+    loads, not after a model has trained)."""
+
+    def __init__(self, kind: str, bases: str | None = None):
+        self.kind, self._bases = kind, bases
         self._entries: dict[str, Registered[T]] = {}
+
+    def _declaration_problem(self, name: str, target: Any) -> str | None:
+        if self._bases is None:
+            return None
+        module, names = self._bases.split(":")
+        bases = tuple(getattr(importlib.import_module(module), n) for n in names.split(","))
+        wanted = " or ".join(base.__name__ for base in bases)
+        if not (isinstance(target, type) and issubclass(target, bases)):
+            return f"{target!r} must be a subclass of {wanted} (from {module})"
+        declared: dict[str, tuple[Any, ...]] = getattr(target, "DECLARED", {})
+        for attribute, allowed in declared.items():
+            if getattr(target, attribute, None) not in allowed:
+                found = getattr(target, attribute, "(not set)")
+                return (
+                    f"{target.__name__}.{attribute} is {found!r}; declare it as one of "
+                    f"{', '.join(map(repr, allowed))}"
+                )
+        return None
 
     def register(self, name: str, description: str | None = None) -> Callable[[T], T]:
         """Decorator: ``@METHODS.register("saliency")`` over a class or function."""
@@ -61,6 +84,9 @@ class Registry(Generic[T]):
                         f"{self.kind} {name!r} is already registered by "
                         f"{previous.target!r}; pick another name"
                     )
+            problem = self._declaration_problem(name, target)
+            if problem is not None:
+                raise LfxbenchError(f"{self.kind} {name!r} cannot be registered: {problem}")
             self._entries[name] = Registered(name, target, description or _first_doc_line(target))
             return target
 
@@ -85,10 +111,10 @@ class Registry(Generic[T]):
         return [entry.name for entry in self]
 
 
-METHODS: Registry[Any] = Registry("method")
-METRICS: Registry[Any] = Registry("metric")
-MODELS: Registry[Any] = Registry("model")
-DATASETS: Registry[Any] = Registry("dataset")
+METHODS: Registry[Any] = Registry("method", "lfxbench.methods.base:FeatureMethod,ExampleMethod")
+METRICS: Registry[Any] = Registry("metric", "lfxbench.metrics.base:Metric,PairwiseMetric")
+MODELS: Registry[Any] = Registry("model", "lfxbench.models.base:ZooModel")
+DATASETS: Registry[Any] = Registry("dataset")  # functions returning DatasetSplits
 
 REGISTRIES = {"methods": METHODS, "metrics": METRICS, "models": MODELS, "datasets": DATASETS}
 

@@ -25,6 +25,11 @@ class FeatureMethod(ABC):
     # ``attribute`` (e.g. COCOA's same-class corpus); labels are evaluation data, so only
     # methods that explain relative to labelled training examples ask for them.
     needs_labels: ClassVar[bool] = False
+    # Checked when the class is registered (``registry.Registry``).
+    DECLARED: ClassVar[dict[str, tuple[object, ...]]] = {
+        "explains": ("feature", "unit"),
+        "needs_labels": (True, False),
+    }
 
     def __init__(self, encoder: nn.Module):
         self.encoder = encoder
@@ -95,6 +100,10 @@ class ExampleMethod(ABC):
     explains: ClassVar[str] = "example"
     # Loss-based methods differentiate the model's loss of one example at a time.
     needs_per_example_loss: ClassVar[bool] = False
+    DECLARED: ClassVar[dict[str, tuple[object, ...]]] = {
+        "explains": ("example",),
+        "needs_per_example_loss": (True, False),
+    }
 
     @abstractmethod
     def fit(self, corpus: TrainingCorpus) -> None:

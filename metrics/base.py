@@ -97,6 +97,12 @@ class Metric(ABC):
     direction: ClassVar[Literal["higher", "lower"]]
     scope: ClassVar[Literal["cell", "pair"]] = "cell"
     needs_object_masks: ClassVar[bool] = False
+    DECLARED: ClassVar[dict[str, tuple[object, ...]]] = {
+        "explains": ("feature", "unit", "example", "any"),
+        "direction": ("higher", "lower"),
+        "scope": ("cell",),
+        "needs_object_masks": (True, False),
+    }
 
     def __call__(self, context: EvaluationContext) -> MetricResult:
         if context.method_kind == "feature":
@@ -129,6 +135,11 @@ class PairwiseMetric(ABC):
     explains: ClassVar[Literal["feature", "unit", "example", "any"]] = "any"
     direction: ClassVar[Literal["higher", "lower"]]
     scope: ClassVar[Literal["cell", "pair"]] = "pair"
+    DECLARED: ClassVar[dict[str, tuple[object, ...]]] = {
+        "explains": ("feature", "unit", "example", "any"),
+        "direction": ("higher", "lower"),
+        "scope": ("pair",),
+    }
 
     def __call__(self, first: torch.Tensor, second: torch.Tensor) -> MetricResult:
         if first.shape != second.shape:

@@ -91,3 +91,24 @@ def test_entry_point_group_loads_installed_plugins(tmp_path, monkeypatch):
 def test_missing_plugin_file_is_a_clear_error(tmp_path):
     with pytest.raises(LfxbenchError, match="does not exist"):
         load_plugin("nowhere.py", tmp_path)
+
+
+def test_a_registered_class_must_subclass_its_base_and_declare_its_metadata():
+    from lfxbench.metrics.base import Metric
+    from lfxbench.registry import METRICS
+
+    class NotAMetric:
+        """Scores nothing."""
+
+    with pytest.raises(LfxbenchError, match="must be a subclass of Metric or PairwiseMetric"):
+        METRICS.register("not_a_metric")(NotAMetric)
+
+    class Undirected(Metric):
+        """Forgets to say whether higher is better."""
+
+        def evaluate(self, context):
+            raise AssertionError("never run")
+
+    with pytest.raises(LfxbenchError, match=r"Undirected\.direction is '\(not set\)'; declare"):
+        METRICS.register("undirected")(Undirected)
+    assert "not_a_metric" not in METRICS and "undirected" not in METRICS

@@ -14,11 +14,9 @@ statistically the same, not the same draws as a sequential run.
 
 On the CPU stacking pays only under ``lfxbench.timing.steady_allocator`` (the runner sets
 it): stacked activations are members × as large, and glibc by default maps every
-allocation above 32 MiB afresh, a page fault per 4 KiB touched. Five dSprites VAEs at
-batch 100 stack 65.5 MB convolution outputs. Side by side over one after another (min of
-two fresh processes, first / second training of a process), with glibc's default: 0.93× /
-0.81×; with the steady allocator: 1.08× / 1.23× (MNIST VAE 0.90× / 1.10× against 1.04× /
-1.43×): ``python tests/benchmarks/test_bench_side_by_side.py``.
+allocation above 32 MiB afresh, a page fault per 4 KiB touched (a stack of dSprites VAEs
+crosses it). What stacking gains with and without it: README, Performance, and
+``python tests/benchmarks/test_bench_side_by_side.py``.
 """
 
 from __future__ import annotations

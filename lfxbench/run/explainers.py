@@ -12,14 +12,13 @@ import torch
 
 from lfxbench.batching import in_batches
 from lfxbench.cells import Cell
-from lfxbench.datasets.base import DatasetSplits, balanced_subset
+from lfxbench.datasets.base import balanced_subset
 from lfxbench.environment import seed_everything, seeded
 from lfxbench.errors import LfxbenchError
 from lfxbench.methods.base import TrainingCorpus
 from lfxbench.registry import METHODS
 from lfxbench.run.trained_models import TrainedModel, TrainedModels
-from lfxbench.storage import Cache, attribution_problem
-from lfxbench.suite import Suite
+from lfxbench.storage import attribution_problem
 from lfxbench.timing import calibration_seconds, stopwatch
 
 
@@ -41,16 +40,13 @@ class Explained:
 
 
 class Explainers:
-    def __init__(
-        self,
-        suite: Suite,
-        cache: Cache,
-        device: torch.device,
-        dataset: Callable[[str], DatasetSplits],
-        models: TrainedModels,
-    ):
-        self.suite, self.cache, self.device = suite, cache, device
-        self.dataset, self.models = dataset, models
+    """The explanations of a run, of the models ``models`` trains or loads (and on their
+    suite, cache, device and data)."""
+
+    def __init__(self, models: TrainedModels):
+        self.models = models
+        self.suite, self.cache, self.device = models.suite, models.cache, models.device
+        self.dataset = models.dataset
 
     def examples(self, cell: Cell) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Test inputs and labels a method explains, and (example methods) corpus indices."""

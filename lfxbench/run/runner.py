@@ -68,7 +68,7 @@ class Runner:
         self.progress = progress
         self._datasets: dict[str, DatasetSplits] = {}
         self.models = TrainedModels(suite, self.cache, self.device, self.dataset)
-        self.explainers = Explainers(suite, self.cache, self.device, self.dataset, self.models)
+        self.explainers = Explainers(self.models)
         self._environment: dict[str, Any] | None = None
         self._steady_allocator = steady_allocator()
         import_lazy_torch_modules()
