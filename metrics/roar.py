@@ -9,6 +9,7 @@ import torch
 from pydantic import Field
 
 from lfxbench.baselines import Baseline
+from lfxbench.batching import in_batches
 from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
 from lfxbench.ranking import FeatureUnit, RankBy, counts_of, feature_ranks, top_masks
 from lfxbench.registry import register_metric
@@ -62,15 +63,12 @@ class Roar(Metric):
     @torch.no_grad()
     def test_loss(self, model, context: EvaluationContext) -> float:
         model.eval()
-        losses = [
-            model.loss(
-                context.inputs[s : s + context.batch_size],
-                context.labels[s : s + context.batch_size],
-                context.recipe,
-            )
-            for s in range(0, len(context.inputs), context.batch_size)
-        ]
-        return torch.cat(losses).mean().item()
+        losses = in_batches(
+            lambda batch: model.loss(context.inputs[batch], context.labels[batch], context.recipe),
+            len(context.inputs),
+            context.batch_size,
+        )
+        return losses.mean().item()
 
     def evaluate(self, context: EvaluationContext) -> MetricResult:
         needed = (context.retrain, context.explain, context.model, context.train_inputs)
