@@ -1,14 +1,37 @@
 """lfxbench: benchmark label-free explanation methods of encoders.
 
-The names a plugin author needs: the registration decorators and the base classes.
+The names a plugin author needs: the registration decorators and the base classes. They
+are imported on first use, so that ``lfxbench --help`` and ``lfxbench list`` do not load
+torch, Captum and the numeric stack.
 """
 
-from lfxbench.methods.base import ExampleMethod, FeatureMethod, TrainingCorpus
-from lfxbench.methods.labelfree import LabelFreeAuxiliary, LabelFreeCaptumMethod
-from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult, PairwiseMetric
-from lfxbench.models.base import ZooModel
-from lfxbench.registry import register_dataset, register_method, register_metric, register_model
+from __future__ import annotations
 
+import importlib
+import importlib.metadata
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = importlib.metadata.version("lfxbench")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+    __version__ = "0+unknown"
+
+_HOMES = {
+    "EvaluationContext": "lfxbench.metrics.base",
+    "Metric": "lfxbench.metrics.base",
+    "MetricResult": "lfxbench.metrics.base",
+    "PairwiseMetric": "lfxbench.metrics.base",
+    "ExampleMethod": "lfxbench.methods.base",
+    "FeatureMethod": "lfxbench.methods.base",
+    "TrainingCorpus": "lfxbench.methods.base",
+    "LabelFreeAuxiliary": "lfxbench.methods.labelfree",
+    "LabelFreeCaptumMethod": "lfxbench.methods.labelfree",
+    "ZooModel": "lfxbench.models.base",
+    "register_dataset": "lfxbench.registry",
+    "register_method": "lfxbench.registry",
+    "register_metric": "lfxbench.registry",
+    "register_model": "lfxbench.registry",
+}
 __all__ = [
     "EvaluationContext",
     "ExampleMethod",
@@ -25,3 +48,23 @@ __all__ = [
     "register_metric",
     "register_model",
 ]
+
+if TYPE_CHECKING:
+    from lfxbench.methods.base import ExampleMethod, FeatureMethod, TrainingCorpus
+    from lfxbench.methods.labelfree import LabelFreeAuxiliary, LabelFreeCaptumMethod
+    from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult, PairwiseMetric
+    from lfxbench.models.base import ZooModel
+    from lfxbench.registry import (
+        register_dataset,
+        register_method,
+        register_metric,
+        register_model,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'lfxbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value  # imported once
+    return value

@@ -10,19 +10,21 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from lfxbench import __version__
 from lfxbench.errors import LfxbenchError
 from lfxbench.registry import REGISTRIES
-from lfxbench.report.compare import Tolerances
+from lfxbench.report.tolerances import Tolerances
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lfxbench", description="Benchmark label-free explanation methods of encoders."
     )
+    parser.add_argument("--version", action="version", version=f"lfxbench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a suite and write its leaderboard")
-    run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
+    run.add_argument("suite", help="suite YAML file or a shipped suite's name, e.g. smoke")
     run.add_argument(
         "--out", type=Path, default=Path("runs"), help="parent of the run directory (default: runs)"
     )
@@ -40,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="override the suite's device: auto, cpu, cuda, cuda:N")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a suite field (dotted path, YAML value), e.g. --set seeds=[0] "
+        "--set models.0.recipe.epochs=2; repeatable",
+    )
+    run.add_argument(
         "--executor",
         choices=("local", "ray"),
         help="where cells run (default: the suite's `executor`, else local); "
@@ -47,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     listing = commands.add_parser("list", help="list registered methods, metrics, models, datasets")
-    listing.add_argument("what", choices=sorted(REGISTRIES))
+    listing.add_argument("what", choices=[*sorted(REGISTRIES), "suites"])
 
     board = commands.add_parser("leaderboard", help="render the leaderboard of a run directory")
     board.add_argument("run_dir", type=Path)
@@ -77,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("run_dir", type=Path)
 
     validate = commands.add_parser("validate", help="check a suite file without running it")
-    validate.add_argument("suite", type=Path)
+    validate.add_argument("suite", help="suite YAML file or a shipped suite's name")
 
     report = commands.add_parser("report", help="reports built from run directories")
     reports = report.add_subparsers(dest="report", required=True)
@@ -118,8 +128,9 @@ def _run(args: argparse.Namespace) -> int:
     from lfxbench.run.runner import Runner, default_cache_dir
     from lfxbench.suite import load_suite
     from lfxbench.suite_checks import SAFE_NAME, SAFE_NAME_RULE
+    from lfxbench.suite_yaml import find_suite
 
-    suite = load_suite(args.suite)
+    suite = load_suite(find_suite(args.suite), tuple(args.set))
     if args.run_name is not None and not SAFE_NAME.fullmatch(args.run_name):
         raise LfxbenchError(f"--run-name {args.run_name!r} cannot be used: {SAFE_NAME_RULE}")
     run_dir = args.out / (args.run_name or suite.name)
@@ -150,10 +161,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    entries = list(REGISTRIES[args.what])
-    width = max((len(entry.name) for entry in entries), default=0)
-    for entry in entries:
-        print(f"{entry.name:<{width}}  {entry.description}")
+    if args.what == "suites":
+        from lfxbench.suite_yaml import read_suite_document, shipped_suites
+
+        shipped = shipped_suites()
+        described = {name: read_suite_document(path) for name, path in shipped.items()}
+        rows = [(name, str(raw.get("description", ""))) for name, raw in described.items()]
+    else:
+        rows = [(entry.name, entry.description) for entry in REGISTRIES[args.what]]
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}")
     return 0
 
 
@@ -221,9 +239,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from lfxbench.cells import compatible
-    from lfxbench.suite import describe_suite, load_suite
+    from lfxbench.suite import load_suite
+    from lfxbench.suite_summary import describe_suite
+    from lfxbench.suite_yaml import find_suite
 
-    suite = load_suite(args.suite)
+    suite = load_suite(find_suite(args.suite))
     print(f"{args.suite}: valid; {len(suite.cells())} cells, {len(suite.pair_cells())} pairs")
     for line in describe_suite(suite):
         print(f"  {line}")

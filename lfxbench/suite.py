@@ -16,7 +16,7 @@ from lfxbench.datasets.base import Resplit
 from lfxbench.errors import LfxbenchError, SuiteError
 from lfxbench.recipe import Recipe
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS, load_plugin
-from lfxbench.report.compare import Tolerances
+from lfxbench.report.tolerances import Tolerances
 from lfxbench.suite_checks import (
     allowed_fields,
     check_distinct_configs,
@@ -147,6 +147,8 @@ class Suite(_Strict):
     examples: ExampleProtocol = Field(default_factory=ExampleProtocol)
     compare: Tolerances = Field(default_factory=Tolerances)
     source: str = Field("<suite>", exclude=True)
+    # ``--set`` overrides applied to the file (a Ray worker reloads the suite with them).
+    overrides: tuple[str, ...] = Field((), exclude=True)
 
     @field_validator("seeds")
     @classmethod
@@ -184,7 +186,7 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
                 (
                     "(top level)",
                     "a suite is a mapping with keys: "
-                    + ", ".join(f for f in Suite.model_fields if f != "source"),
+                    + ", ".join(f for f in Suite.model_fields if f not in ("source", "overrides")),
                 )
             ],
         )
@@ -291,58 +293,13 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     )
 
 
-def _baseline_text(baseline: Baseline) -> str:
-    if baseline.kind == "blur":
-        return f"blur(kernel_size={baseline.kernel_size}, sigma={baseline.sigma})"
-    if baseline.kind == "mean":
-        return "mean" + ("" if baseline.label is None else f"(label={baseline.label})")
-    return baseline.kind
-
-
-def _inline(params: dict[str, Any]) -> str:
-    def shown(value: Any) -> Any:
-        if isinstance(value, Baseline):
-            return _baseline_text(value)
-        if isinstance(value, BaseModel):
-            return value.model_dump()
-        return value
-
-    return ", ".join(f"{name}={shown(value)}" for name, value in params.items()) or "defaults"
-
-
-def describe_suite(suite: Suite) -> list[str]:
-    """The settings a suite runs, one line each, defaults filled in (``lfxbench validate``)."""
-    default_recipe = Recipe()
-    lines = [f"seeds {suite.seeds}, batch_size {suite.batch_size}, device {suite.device}"]
-    lines.append(f"examples: {_inline(suite.examples.model_dump())}")
-    for entry in suite.datasets:
-        split = f"; split: {entry.split.describe()}" if entry.split else ""
-        lines.append(f"dataset {entry.id}: {entry.name}({_inline(entry.params)}){split}")
-    for model in suite.models:
-        recipe = {
-            name: value
-            for name, value in model.recipe.model_dump().items()
-            if name == "objective" or value != getattr(default_recipe, name)
-        }
-        lines.append(
-            f"model {model.id}: {model.name}({_inline(model.params)}) on {model.dataset}; "
-            f"recipe {_inline(recipe)} (others: the defaults); "
-            f"baseline {_baseline_text(model.baseline)}"
-            + (f"; examples {_inline(model.examples.model_dump())}" if model.examples else "")
-        )
-    for method in suite.methods:
-        lines.append(f"method {method.id}: {method.name}({_inline(method.params)})")
-    for metric in suite.metrics:
-        params = {
-            name: ("the model's own" if name == "baseline" and value is None else value)
-            for name, value in metric.params.items()
-        }
-        only = f" on {', '.join(metric.models)}" if metric.models else ""
-        lines.append(f"metric {metric.id}: {metric.name}({_inline(params)}){only}")
-    return lines
-
-
-def load_suite(path: str | Path) -> Suite:
+def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> Suite:
+    """A suite file with ``overrides`` (``--set dotted.path=value``) applied, validated."""
     path = Path(path)
-    raw = read_suite_document(path)
-    return validate_suite(raw, source=str(path), base_dir=path.parent)
+    raw = read_suite_document(path, overrides)
+    try:
+        suite = validate_suite(raw, source=str(path), base_dir=path.parent)
+    except SuiteError as error:  # the problem may be the override's: say which were set
+        with_overrides = str(path) + "".join(f" --set {item}" for item in overrides)
+        raise SuiteError(with_overrides, error.problems) from None
+    return suite.model_copy(update={"overrides": tuple(overrides)})

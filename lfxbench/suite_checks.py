@@ -34,7 +34,7 @@ def allowed_fields(root: type[BaseModel], location: tuple[Any, ...]) -> list[str
         if not nested:
             return None
         model = nested[0]
-    return [name for name in model.model_fields if name != "source"]
+    return [name for name in model.model_fields if name not in ("source", "overrides")]
 
 
 def check_entry(

@@ -7,6 +7,7 @@ tensor can hold) is refused here with the line it sits on, before validation wal
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,67 @@ def check_document(raw: Any, source: str) -> None:
             )
 
 
-def read_suite_document(path: Path) -> Any:
-    """The parsed YAML of a suite file, or a SuiteError / LfxbenchError naming the file
-    (``check_document`` runs at validation, for documents from Python too)."""
+def shipped_suites() -> dict[str, Path]:
+    """The suites installed with the package, by name (``suites/*.yaml`` of the source)."""
+    folder = importlib.resources.files("lfxbench.suites")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in sorted(folder.iterdir(), key=lambda entry: entry.name)
+        if entry.name.endswith(".yaml")
+    }
+
+
+def find_suite(spec: str | Path) -> Path:
+    """A suite file: ``spec`` as a path, else the shipped suite of that name (``smoke``)."""
+    path = Path(spec)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    shipped = shipped_suites()
+    if str(spec) in shipped:
+        return shipped[str(spec)]
+    raise LfxbenchError(
+        f"suite {str(spec)!r} is neither a file nor a shipped suite; shipped suites: "
+        f"{', '.join(shipped)} (`lfxbench list suites`)"
+    )
+
+
+def _override(raw: Any, setting: str, source: str) -> None:
+    """Apply one ``--set dotted.path=value`` (the value is YAML) to the parsed suite."""
+    field, equals, text = setting.partition("=")
+    parts = field.split(".")
+    if not equals or not all(parts):
+        raise SuiteError(source, [(f"--set {setting}", "expected dotted.path=value")])
+    try:
+        value = yaml.load(text, Loader=_SuiteLoader)
+    except yaml.YAMLError as error:
+        problem = f"the value is not YAML: {error}"
+        raise SuiteError(source, [(f"--set {setting}", problem)]) from None
+    target = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[:depth]) or "the suite"
+        if isinstance(target, list):
+            if not part.isdigit() or int(part) >= len(target):
+                problem = f"{where} is a list of {len(target)}: {part!r} is not an index in it"
+                raise SuiteError(source, [(f"--set {setting}", problem)])
+            key: Any = int(part)
+        elif isinstance(target, dict):
+            key = part
+            if not last and key not in target:
+                target[key] = {}
+        else:
+            problem = f"{where} is {target!r}, which holds no {part!r}"
+            raise SuiteError(source, [(f"--set {setting}", problem)])
+        if last:
+            target[key] = value
+        else:
+            target = target[key]
+
+
+def read_suite_document(path: Path, overrides: tuple[str, ...] = ()) -> Any:
+    """The parsed YAML of a suite file with ``--set`` ``overrides`` applied, or a
+    SuiteError / LfxbenchError naming the file (``check_document`` runs at validation, for
+    documents from Python too)."""
     if not path.is_file():
         raise LfxbenchError(f"suite file {str(path)!r} does not exist")
     try:
@@ -131,7 +190,7 @@ def read_suite_document(path: Path) -> Any:
     loader = _SuiteLoader(text)
     loader.name = str(path)  # marks name the file, not "<unicode string>"
     try:
-        return loader.get_single_data()
+        raw = loader.get_single_data()
     except yaml.MarkedYAMLError as error:
         where = error.problem_mark or error.context_mark
         at = f"line {where.line + 1}, column {where.column + 1}: " if where else ""
@@ -141,3 +200,6 @@ def read_suite_document(path: Path) -> Any:
         raise SuiteError(str(path), [("(yaml)", str(error).replace("\n", " "))]) from None
     finally:
         loader.dispose()
+    for setting in overrides:
+        _override(raw, setting, str(path))
+    return raw

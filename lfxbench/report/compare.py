@@ -27,34 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from lfxbench.errors import LfxbenchError
 from lfxbench.report.leaderboard import KEYS, aggregate
 from lfxbench.report.results import read_run_suite, read_table
-
-
-class Tolerances(BaseModel):
-    """How large a change must be to count. A suite may set them under ``compare:``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    quality_rtol: float = Field(0.05, ge=0, description="relative to the baseline value")
-    quality_atol: float = Field(1e-6, ge=0, description="absolute floor")
-    spread_factor: float = Field(1.0, ge=0, description="x the larger seed-to-seed std")
-    runtime_threshold: float = Field(
-        2.0, gt=1, description="fail beyond this calibrated slowdown (on every seed)"
-    )
-    runtime_floor_seconds: float = Field(
-        0.1, ge=0, description="cells faster than this on both sides are not judged"
-    )
-    runtime_noise_quantile: float = Field(
-        0.1,
-        ge=0,
-        le=0.5,
-        description="q: the threshold rises to the machine's noise, the "
-        "(1-q)/q quantile ratio of either run's calibration timings (0.5: off)",
-    )
+from lfxbench.report.tolerances import Tolerances
 
 
 class ComparisonError(LfxbenchError):

@@ -32,6 +32,7 @@ class WorkerSpec:
     """What a worker needs to rebuild the driver's runner (plugins load with the suite)."""
 
     suite_path: str
+    overrides: tuple[str, ...]
     run_dir: str
     cache_dir: str
     data_dir: str
@@ -48,7 +49,7 @@ def _worker(spec: WorkerSpec) -> tuple[Runner, dict]:
     """The runner of this worker process and its cells by key, built once per process."""
     if spec not in _worker_state:
         torch.set_num_threads(spec.num_threads)
-        suite = load_suite(spec.suite_path)
+        suite = load_suite(spec.suite_path, spec.overrides)
         runner = Runner(
             suite,
             Path(spec.run_dir),
@@ -110,6 +111,7 @@ def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) 
         )
     spec = WorkerSpec(
         suite_path=str(source.resolve()),
+        overrides=runner.suite.overrides,
         run_dir=str(runner.run_dir.resolve()),
         cache_dir=str(runner.cache.root.resolve()),
         data_dir=str(runner.data_dir.resolve()),

@@ -1,0 +1,7 @@
+"""``python -m lfxbench``: the command line."""
+
+import sys
+
+from lfxbench.cli import main
+
+sys.exit(main())

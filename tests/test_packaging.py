@@ -1,0 +1,83 @@
+"""What a user meets before any suite runs: the version, `python -m`, the shipped suites by
+name, `--set` overrides, and a command line that starts without the numeric stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import lfxbench
+from lfxbench.cli import main
+from lfxbench.suite_yaml import shipped_suites
+
+
+def test_the_version_is_the_installed_one(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lfxbench {lfxbench.__version__}"
+    assert lfxbench.__version__[0].isdigit()
+
+
+def test_python_dash_m_is_the_command_line():
+    shown = subprocess.run(
+        [sys.executable, "-m", "lfxbench", "--version"], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == f"lfxbench {lfxbench.__version__}"
+
+
+def test_the_command_line_starts_without_torch_or_pandas():
+    code = (
+        "import sys, lfxbench.cli; print(sorted({'torch', 'pandas', 'captum'} & set(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_shipped_suites_are_listed_and_run_by_name(tmp_path, capsys, monkeypatch):
+    assert {"smoke", "ci", "paper"} <= set(shipped_suites())
+    assert main(["list", "suites"]) == 0
+    listing = capsys.readouterr().out
+    assert "smoke" in listing and "embedded MNIST 5k subset" in listing
+    monkeypatch.chdir(tmp_path)  # no suites/ folder here
+    assert main(["validate", "smoke"]) == 0
+    assert capsys.readouterr().out.startswith("smoke: valid; 20 cells")
+
+
+def test_an_unknown_suite_name_lists_the_shipped_ones(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "smok"]) == 2
+    err = capsys.readouterr().err
+    assert "'smok' is neither a file nor a shipped suite" in err and "smoke" in err
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("seeds=[-1]", "seeds[0]: Input should be greater than or equal to 0"),
+        ("models.3.recipe.epochs=2", "models is a list of 1: '3' is not an index in it"),
+        ("name", "expected dotted.path=value"),
+        ("methods.0.name=[unclosed", "the value is not YAML"),
+    ],
+)
+def test_a_bad_override_is_refused_naming_it(tmp_path, capsys, setting, message):
+    out = tmp_path / "out"
+    assert main(["run", "smoke", "--set", setting, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--set {setting}" in err and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_overrides_reach_the_validated_suite():
+    from lfxbench.suite import load_suite
+
+    suite = load_suite(
+        shipped_suites()["smoke"], ("seeds=[3]", "models.0.recipe.epochs=2", "examples.n_test=7")
+    )
+    assert suite.seeds == [3] and suite.models[0].recipe.epochs == 2
+    assert suite.examples.n_test == 7
+    assert suite.overrides == ("seeds=[3]", "models.0.recipe.epochs=2", "examples.n_test=7")
