@@ -101,10 +101,17 @@ class PairCell:
 
 def compatible(model: ModelEntry, method: Entry) -> bool:
     """False where a loss-based method meets an objective whose per-example loss depends on
-    the rest of the batch (contrastive): such cells are left out of the suite."""
+    the rest of the batch (contrastive), or a model without one (a scripted encoder), and
+    where a method needs training checkpoints of a model that is loaded (``train: false``):
+    such cells are left out of the suite."""
+    if getattr(METHODS.get(method.name), "needs_training_checkpoints", False) and not model.train:
+        return False
     needs_loss = getattr(METHODS.get(method.name), "needs_per_example_loss", False)
-    batch_dependent = MODELS.get(model.name).batch_dependent_objectives
-    return not (needs_loss and model.recipe.objective in batch_dependent)
+    zoo = MODELS.get(model.name)
+    return not (
+        needs_loss
+        and (model.recipe.objective in zoo.batch_dependent_objectives or not zoo.has_loss)
+    )
 
 
 def kind_of(method: Entry) -> str:

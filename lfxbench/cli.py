@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -288,6 +289,9 @@ def _out_of_memory(error: Exception) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # What the engine says while it works ("loaded, not trained"), unless asked for quiet.
+    level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
+    logging.basicConfig(level=level, format="lfxbench: %(message)s", stream=sys.stderr)
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe fails here, inside the handlers below

@@ -12,6 +12,7 @@ as absent: it is recomputed, never used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -31,6 +32,21 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     """Hash of a JSON-able payload, independent of key order: the root of every cache key."""
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256(path: Path, size: int, modified_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    """A file's content hash (recomputed only when its size or time changes)."""
+    status = Path(path).stat()
+    return _file_sha256(Path(path), status.st_size, status.st_mtime_ns)
 
 
 # Exclusive, binary, never through a planted symbolic link: what mkstemp asks for.

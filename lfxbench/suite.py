@@ -17,12 +17,14 @@ from lfxbench.errors import LfxbenchError, SuiteError
 from lfxbench.recipe import Recipe
 from lfxbench.registry import DATASETS, METHODS, METRICS, MODELS, load_plugin
 from lfxbench.report.tolerances import Tolerances
+from lfxbench.storage import file_sha256
 from lfxbench.suite_checks import (
     allowed_fields,
     check_distinct_configs,
     check_entry,
     check_unique_ids,
     masks_missing,
+    retraining_impossible,
     unsafe_names,
 )
 from lfxbench.suite_yaml import check_document, field_path, read_suite_document
@@ -88,14 +90,29 @@ class ModelEntry(Entry):
     recipe: Recipe = Field(default_factory=Recipe)
     baseline: Baseline = Field(default_factory=Baseline)
     examples: ExampleProtocol | None = None
+    checkpoint: Path | None = Field(
+        None,
+        description="weights to explain (relative to the suite): a state dict of the zoo "
+        "architecture, or for `scripted_encoder` a TorchScript / torch.export archive",
+    )
+    train: bool = Field(True, description="false: explain the checkpoint as it is")
+
+    @model_validator(mode="after")
+    def _checkpoint_without_training(self) -> ModelEntry:
+        if not self.train and self.checkpoint is None:
+            raise ValueError("train: false needs a `checkpoint:` to load")
+        return self
 
     def config(self) -> dict[str, Any]:
-        return {
+        config = {
             **super().config(),
             "dataset": self.dataset,
             "recipe": self.recipe.model_dump(),
             "baseline": self.baseline.model_dump(),
         }
+        if self.checkpoint is not None:  # by content: the same file anywhere is one model
+            config |= {"checkpoint": file_sha256(self.checkpoint), "train": self.train}
+        return config
 
 
 class MetricEntry(Entry):
@@ -177,6 +194,10 @@ class Suite(_Strict):
         return {**model.config(), "dataset": self.dataset(model.dataset).config()}
 
 
+def _resolved(path: Path, base_dir: Path | None) -> Path:
+    return path if path.is_absolute() or base_dir is None else (base_dir / path).resolve()
+
+
 def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None) -> Suite:
     """Validate a parsed YAML document into a Suite, or raise SuiteError listing every problem."""
     if not isinstance(raw, dict):
@@ -241,6 +262,10 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     dataset_ids = [entry.id for entry in suite.datasets]
     for index, entry in enumerate(suite.models):
         field = f"models[{index}]"
+        if entry.checkpoint is not None:
+            entry = entry.model_copy(update={"checkpoint": _resolved(entry.checkpoint, base_dir)})
+            if not entry.checkpoint.is_file():
+                problems.append((f"{field}.checkpoint", f"{str(entry.checkpoint)!r} is not a file"))
         checked = check_entry(problems, field, entry, MODELS, ())
         if entry.dataset not in dataset_ids:
             problems.append(
@@ -274,7 +299,7 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     if not problems:
         for field, entries in (("models", models), ("methods", methods), ("metrics", metrics)):
             check_distinct_configs(problems, field, entries)
-        problems.extend(masks_missing(suite))
+        problems.extend(masks_missing(suite) + retraining_impossible(suite))
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):
             kind = METRICS.get(entry.name).explains

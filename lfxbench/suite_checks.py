@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from lfxbench.errors import UnknownNameError
 from lfxbench.params import validate_params
-from lfxbench.registry import DATASETS, METRICS, Registry
+from lfxbench.registry import DATASETS, METRICS, MODELS, Registry
 from lfxbench.storage import stable_hash
 
 if TYPE_CHECKING:
@@ -134,6 +134,25 @@ def masks_missing(suite: Suite) -> list[tuple[str, str]]:
                         f"{dataset.name!r} (model {model.id!r}) has none; datasets with masks: "
                         f"{', '.join(with_masks) or '(none)'}. Restrict the metric with "
                         "`models: [ids of models on such a dataset]`",
+                    )
+                )
+    return problems
+
+
+def retraining_impossible(suite: Suite) -> list[tuple[str, str]]:
+    """Metrics that retrain the model (ROAR) on a model without a training objective."""
+    problems = []
+    for index, metric in enumerate(suite.metrics):
+        if not getattr(METRICS.get(metric.name), "retrains_models", False):
+            continue
+        for model in suite.models:
+            if metric.scores(model) and not MODELS.get(model.name).has_loss:
+                problems.append(
+                    (
+                        f"metrics[{index}]",
+                        f"{metric.name!r} retrains its models, and {model.id!r} "
+                        f"({model.name}) has no training objective; restrict the metric with "
+                        "`models: [ids of trainable models]`",
                     )
                 )
     return problems

@@ -29,6 +29,9 @@ class TracIn(ExampleMethod):
     ``batch_size``: examples per vectorised gradient chunk (``None``: the corpus's).
     """
 
+    # Its checkpoints are those training kept: nothing to sum for a model loaded as it is.
+    needs_training_checkpoints = True
+
     needs_per_example_loss = True
 
     def __init__(self, batch_size: Annotated[int, Field(ge=1)] | None = None):

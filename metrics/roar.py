@@ -42,6 +42,8 @@ class Roar(Metric):
     :mod:`lfxbench.ranking`); the baseline is the model's own unless ``baseline`` is given.
     """
 
+    retrains_models = True  # with the model's recipe: it needs a trainable model
+
     explains = "feature"
     direction = "higher"  # removing truly important features should hurt the most
 

@@ -25,6 +25,8 @@ class ZooModel(nn.Module):
     # Objectives whose per-example loss depends on the rest of the batch (contrastive
     # ones): loss-based example importance is undefined for them.
     batch_dependent_objectives: ClassVar[tuple[str, ...]] = ()
+    # False for an encoder without a training objective (a scripted one): only explained.
+    has_loss: ClassVar[bool] = True
     encoder: nn.Module
 
     @abstractmethod

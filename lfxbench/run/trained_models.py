@@ -6,6 +6,7 @@ retrains (ROAR), cached beside them. Every key comes from ``cells.py``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from lfxbench.cells import Cell
 from lfxbench.datasets.base import DatasetSplits
 from lfxbench.environment import seed_everything, seeded
+from lfxbench.errors import LfxbenchError
 from lfxbench.models.base import ZooModel
 from lfxbench.registry import MODELS
 from lfxbench.run.ensemble import train_side_by_side
@@ -23,6 +25,7 @@ from lfxbench.storage import Cache, state_dict_problem, trained_model_problem
 from lfxbench.suite import Suite
 from lfxbench.timing import stopwatch
 
+logger = logging.getLogger(__name__)
 TRAINED_MODELS_KEPT = 4  # in memory at once; the rest reload from the cache
 
 
@@ -74,6 +77,10 @@ class TrainedModels:
             self._kept.move_to_end(memo_key)
             return self._kept[memo_key]
         key = cell.model_cache_key(self.data_of(cell))
+        if not cell.model.train:
+            trained = TrainedModel(self._checkpoint(cell), key, 0.0, {"epochs_run": 0})
+            self._kept[memo_key] = trained
+            return trained
         model = self.new_model(cell)
         cached = self._cached_weights(key, model, full=True)
         if cached is not None:
@@ -94,6 +101,30 @@ class TrainedModels:
         if len(self._kept) > TRAINED_MODELS_KEPT:
             self._kept.popitem(last=False)
         return trained
+
+    def _checkpoint(self, cell: Cell) -> ZooModel:
+        """The model entry's ``checkpoint``, loaded instead of training (``train: false``)."""
+        path, zoo = cell.model.checkpoint, MODELS.get(cell.model.name)
+        assert path is not None  # validated: train: false needs a checkpoint
+        if hasattr(zoo, "from_archive"):
+            model = zoo.from_archive(path)
+        else:
+            model = self.new_model(cell)
+            try:
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:  # not a torch file, or one that holds code
+                raise LfxbenchError(
+                    f"{path}: not a state dict torch.load can read with weights_only=True "
+                    f"({type(error).__name__}: {str(error).splitlines()[0]})"
+                ) from error
+            if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
+                payload = payload["state_dict"]  # a checkpoint that wraps its state dict
+            problem = state_dict_problem(payload, model)
+            if problem is not None:
+                raise LfxbenchError(f"{path}: {problem} (model {cell.model.id!r})")
+            model.load_state_dict(payload)
+        logger.info("model %s: loaded from %s, not trained (train: false)", cell.model.id, path)
+        return model.to(self.device).eval()
 
     def _save(self, cell: Cell, model: ZooModel, log: TrainingLog, seconds: float) -> TrainedModel:
         key, record = cell.model_cache_key(self.data_of(cell)), dataclasses.asdict(log)

@@ -1,0 +1,63 @@
+"""Any encoder of your own, saved as a TorchScript (``torch.jit.save``) or ``torch.export``
+archive: explained as it is, never trained (``checkpoint: FILE`` with ``train: false``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from lfxbench.errors import LfxbenchError
+from lfxbench.models.base import ZooModel
+from lfxbench.registry import register_model
+
+if TYPE_CHECKING:
+    from lfxbench.recipe import Recipe
+
+
+class _ModeFixed(nn.Module):
+    """An exported module runs in the mode it was exported in: ``train()`` / ``eval()``
+    (which the engine calls) leave it alone instead of raising."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.module(inputs)
+
+    def train(self, mode: bool = True) -> _ModeFixed:
+        self.training = mode
+        return self
+
+
+@register_model("scripted_encoder")
+class ScriptedEncoder(ZooModel):
+    """Your own encoder from a TorchScript or torch.export archive (explained, not trained)."""
+
+    objectives: ClassVar[tuple[str, ...]] = ("pretrained",)
+    has_loss: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Identity()  # replaced by the archive's module in `from_archive`
+
+    @classmethod
+    def from_archive(cls, path: Path) -> ScriptedEncoder:
+        model = cls()
+        try:
+            if path.suffix == ".pt2":
+                model.encoder = _ModeFixed(torch.export.load(path).module())
+            else:
+                model.encoder = torch.jit.load(path, map_location="cpu")
+        except Exception as error:  # torch raises RuntimeError, ValueError, zipfile errors
+            raise LfxbenchError(
+                f"{path}: not a TorchScript (torch.jit.save) or torch.export (.pt2) archive "
+                f"of an encoder ({type(error).__name__}: {str(error).splitlines()[0]})"
+            ) from error
+        return model
+
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+        raise LfxbenchError("scripted_encoder has no training objective: it is only explained")
