@@ -1,8 +1,8 @@
 """lfxbench: benchmark label-free explanation methods of encoders.
 
-The names a plugin author needs: the registration decorators and the base classes. They
-are imported on first use, so that ``lfxbench --help`` and ``lfxbench list`` do not load
-torch, Captum and the numeric stack.
+``evaluate`` and ``Run`` (from Python: :mod:`lfxbench.api`, whose ``run`` runs a suite) and
+what a plugin author needs (the registration decorators and the base classes), imported on
+first use so that ``lfxbench --help`` and ``lfxbench list`` do not load torch and Captum.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ except importlib.metadata.PackageNotFoundError:  # run from a source tree, not i
     __version__ = "0+unknown"
 
 _HOMES = {
+    "Run": "lfxbench.api",
+    "evaluate": "lfxbench.api",
     "EvaluationContext": "lfxbench.metrics.base",
     "Metric": "lfxbench.metrics.base",
     "MetricResult": "lfxbench.metrics.base",
@@ -41,8 +43,10 @@ __all__ = [
     "Metric",
     "MetricResult",
     "PairwiseMetric",
+    "Run",
     "TrainingCorpus",
     "ZooModel",
+    "evaluate",
     "register_dataset",
     "register_method",
     "register_metric",
@@ -50,6 +54,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from lfxbench.api import Run, evaluate
     from lfxbench.methods.base import ExampleMethod, FeatureMethod, TrainingCorpus
     from lfxbench.methods.labelfree import LabelFreeAuxiliary, LabelFreeCaptumMethod
     from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult, PairwiseMetric

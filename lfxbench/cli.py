@@ -112,52 +112,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_writable_folder(flag: str, folder: Path) -> None:
-    """Before any model trains: an output folder that cannot be one, or cannot be written."""
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is None:  # a relative path under a missing working directory
-        return
-    if not existing.is_dir():
-        raise LfxbenchError(f"{flag} {str(folder)!r}: {str(existing)!r} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise LfxbenchError(f"{flag} {str(folder)!r}: {str(existing)!r} is not writable")
-
-
 def _run(args: argparse.Namespace) -> int:
-    from lfxbench.report.results import write_run
-    from lfxbench.run.executors import EXECUTORS
-    from lfxbench.run.runner import Runner, default_cache_dir
-    from lfxbench.suite import load_suite
-    from lfxbench.suite_checks import SAFE_NAME, SAFE_NAME_RULE
-    from lfxbench.suite_yaml import find_suite
+    from lfxbench.api import run
 
-    suite = load_suite(find_suite(args.suite), tuple(args.set))
-    if args.run_name is not None and not SAFE_NAME.fullmatch(args.run_name):
-        raise LfxbenchError(f"--run-name {args.run_name!r} cannot be used: {SAFE_NAME_RULE}")
-    run_dir = args.out / (args.run_name or suite.name)
-    for flag, folder in (
-        ("--out", args.out),
-        ("--cache-dir", args.cache_dir or default_cache_dir()),
-    ):
-        _check_writable_folder(flag, folder)
     started = time.perf_counter()
-    runner = Runner(
-        suite,
-        run_dir,
+    finished = run(
+        args.suite,
+        overrides=args.set,
+        out=args.out,
+        run_name=args.run_name,
         cache_dir=args.cache_dir,
         data_dir=args.data_dir,
         device=args.device,
+        executor=args.executor,
         progress=not args.quiet,
     )
-    records = runner.run(EXECUTORS[args.executor or suite.executor])
-    written = write_run(run_dir, suite, records, runner.environment)
-    print((run_dir / "leaderboard.md").read_text())
+    print(finished.leaderboard())
     print(
-        f"{len(records)} cells on {runner.environment['device_name']} in "
-        f"{time.perf_counter() - started:.1f} s; written to {run_dir}/"
+        f"{len(finished.records)} cells on {finished.environment['device_name']} in "
+        f"{time.perf_counter() - started:.1f} s; written to {finished.run_dir}/"
     )
-    for name in sorted(written):
-        print(f"  {written[name]}")
+    for name in sorted(finished.written):
+        print(f"  {finished.written[name]}")
     return 0
 
 
