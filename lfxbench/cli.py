@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="lfxbench", description="Benchmark label-free explanation methods of encoders."
     )
     parser.add_argument("--version", action="version", version=f"lfxbench {__version__}")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    loudness.add_argument("-q", "--silent", action="store_true", help="log warnings only")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a suite and write its leaderboard")
@@ -265,8 +268,10 @@ def _out_of_memory(error: Exception) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # What the engine says while it works ("loaded, not trained"), unless asked for quiet.
-    level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
+    # What the engine says while it works ("loaded, not trained"): -v more, -q (or a run's
+    # --quiet) only warnings.
+    quiet = args.silent or getattr(args, "quiet", False)
+    level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="lfxbench: %(message)s", stream=sys.stderr)
     try:
         code = COMMANDS[args.command](args)

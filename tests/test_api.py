@@ -119,3 +119,37 @@ def test_a_bad_tensor_file_is_named_with_what_it_should_hold(tmp_path, capsys):
     assert (
         "data.npz: cannot be read" in err and "x_train and x_test" in err and "Traceback" not in err
     )
+
+
+def write_images(folder, colours, size=(6, 5)):
+    from PIL import Image
+
+    for label, colour in colours.items():
+        (folder / label).mkdir(parents=True)
+        for index in range(4):
+            Image.new("RGB", size, tuple(c * (index + 1) // 4 for c in colour)).save(
+                folder / label / f"{index}.png"
+            )
+
+
+def test_an_image_folder_gives_one_label_per_class_folder(tmp_path):
+    from lfxbench.datasets.image_folder import image_folder
+
+    write_images(tmp_path, {"blue": (0, 0, 255), "red": (255, 0, 0)})
+    data = image_folder(tmp_path, size=(4, 4), test_fraction=0.25)
+    assert data.train_inputs.shape == (6, 3, 4, 4) and data.test_inputs.shape == (2, 3, 4, 4)
+    assert data.train_inputs.min() >= 0.0 and data.train_inputs.max() <= 1.0
+    red = data.train_labels == 1  # classes in sorted order: blue 0, red 1
+    assert (data.train_inputs[red][:, 0] > 0).all() and (data.train_inputs[red][:, 2] == 0).all()
+    grey = image_folder(tmp_path, grayscale=True, mean=[0.5], std=[0.25])
+    assert grey.train_inputs.shape[1:] == (1, 5, 6)
+
+
+def test_an_unreadable_image_is_named(tmp_path):
+    from lfxbench.datasets.image_folder import image_folder
+    from lfxbench.errors import DataFileError
+
+    write_images(tmp_path, {"blue": (0, 0, 255)})
+    (tmp_path / "blue" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataFileError, match=r"broken\.png: cannot be read"):
+        image_folder(tmp_path)

@@ -81,3 +81,13 @@ def test_overrides_reach_the_validated_suite():
     assert suite.seeds == [3] and suite.models[0].recipe.epochs == 2
     assert suite.examples.n_test == 7
     assert suite.overrides == ("seeds=[3]", "models.0.recipe.epochs=2", "examples.n_test=7")
+
+
+@pytest.mark.parametrize(("flags", "level"), [([], "INFO"), (["-v"], "DEBUG"), (["-q"], "WARNING")])
+def test_log_levels(flags, level, monkeypatch):
+    import logging
+
+    seen = {}
+    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: seen.update(kwargs))
+    assert main([*flags, "list", "suites"]) == 0
+    assert logging.getLevelName(seen["level"]) == level
