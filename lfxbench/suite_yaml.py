@@ -137,17 +137,31 @@ def find_suite(spec: str | Path) -> Path:
     )
 
 
+def _parse(text: str, source: str, field: str) -> Any:
+    """YAML text through the suite loader (safe: plain data only), or a SuiteError naming
+    ``field`` with the line and column of the problem."""
+    loader = _SuiteLoader(text)
+    loader.name = source  # marks name the file, not "<unicode string>"
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        where = error.problem_mark or error.context_mark
+        at = f"line {where.line + 1}, column {where.column + 1}: " if where else ""
+        context = f" ({error.context})" if error.context else ""
+        raise SuiteError(source, [(field, f"{at}{error.problem}{context}")]) from None
+    except yaml.YAMLError as error:
+        raise SuiteError(source, [(field, str(error).replace("\n", " "))]) from None
+    finally:
+        loader.dispose()
+
+
 def _override(raw: Any, setting: str, source: str) -> None:
     """Apply one ``--set dotted.path=value`` (the value is YAML) to the parsed suite."""
     field, equals, text = setting.partition("=")
     parts = field.split(".")
     if not equals or not all(parts):
         raise SuiteError(source, [(f"--set {setting}", "expected dotted.path=value")])
-    try:
-        value = yaml.load(text, Loader=_SuiteLoader)
-    except yaml.YAMLError as error:
-        problem = f"the value is not YAML: {error}"
-        raise SuiteError(source, [(f"--set {setting}", problem)]) from None
+    value = _parse(text, source, f"--set {setting}")
     target = raw
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
@@ -186,20 +200,7 @@ def read_suite_document(path: Path, overrides: tuple[str, ...] = ()) -> Any:
         data = path.read_bytes()
     except OSError as error:
         raise LfxbenchError(f"cannot read suite file {str(path)!r}: {error.strerror}") from None
-    text = _decode(path, data)
-    loader = _SuiteLoader(text)
-    loader.name = str(path)  # marks name the file, not "<unicode string>"
-    try:
-        raw = loader.get_single_data()
-    except yaml.MarkedYAMLError as error:
-        where = error.problem_mark or error.context_mark
-        at = f"line {where.line + 1}, column {where.column + 1}: " if where else ""
-        context = f" ({error.context})" if error.context else ""
-        raise SuiteError(str(path), [("(yaml)", f"{at}{error.problem}{context}")]) from None
-    except yaml.YAMLError as error:
-        raise SuiteError(str(path), [("(yaml)", str(error).replace("\n", " "))]) from None
-    finally:
-        loader.dispose()
+    raw = _parse(_decode(path, data), str(path), "(yaml)")
     for setting in overrides:
         _override(raw, setting, str(path))
     return raw

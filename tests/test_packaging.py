@@ -61,7 +61,7 @@ def test_an_unknown_suite_name_lists_the_shipped_ones(tmp_path, capsys, monkeypa
         ("seeds=[-1]", "seeds[0]: Input should be greater than or equal to 0"),
         ("models.3.recipe.epochs=2", "models is a list of 1: '3' is not an index in it"),
         ("name", "expected dotted.path=value"),
-        ("methods.0.name=[unclosed", "the value is not YAML"),
+        ("methods.0.name=[unclosed", "line 1, column"),
     ],
 )
 def test_a_bad_override_is_refused_naming_it(tmp_path, capsys, setting, message):

@@ -120,3 +120,12 @@ def test_a_torch_export_archive_is_explained_like_the_network_it_holds(tmp_path)
     results = pd.read_csv(tmp_path / "out" / "pretrained" / "results.csv")
     shift = results[results.metric == "latent_shift"].set_index("model")["value"]
     assert shift["ae"] == pytest.approx(shift["mine"], rel=1e-6)
+
+
+def test_side_by_side_training_leaves_loaded_models_alone(tmp_path):
+    weights(tmp_path)
+    suite = suite_file(tmp_path, ZOO, SCRIPTED)
+    text = suite.read_text().replace("seeds: [0]", "seeds: [0, 1]\ntrain_side_by_side: true")
+    suite.write_text(text)
+    assert run(tmp_path, suite) == 0
+    assert not (tmp_path / "cache" / "models").exists()  # nothing stacked, nothing trained

@@ -1,5 +1,8 @@
 """Any encoder of your own, saved as a TorchScript (``torch.jit.save``) or ``torch.export``
-archive: explained as it is, never trained (``checkpoint: FILE`` with ``train: false``)."""
+archive: explained as it is, never trained (``checkpoint: FILE`` with ``train: false``).
+
+Such an archive is a program (its graph runs when the encoder does), trusted like a plugin;
+zoo checkpoints, in contrast, are state dicts loaded with ``weights_only=True``."""
 
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ if TYPE_CHECKING:
 
 
 class _ModeFixed(nn.Module):
-    """An exported module runs in the mode it was exported in: ``train()`` / ``eval()``
-    (which the engine calls) leave it alone instead of raising."""
+    """An exported module runs in the mode it was exported in: switching the training mode
+    (as the engine does before explaining) leaves it alone instead of raising."""
 
     def __init__(self, module: nn.Module):
         super().__init__()

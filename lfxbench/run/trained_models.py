@@ -86,21 +86,20 @@ class TrainedModels:
         if cached is not None:
             trained = TrainedModel(model, key, cached["seconds"], cached["log"])
         else:
-            data = self.dataset(cell.model.dataset)
             with stopwatch(self.device) as elapsed:
-                log = train_model(
-                    model,
-                    data.train_inputs,
-                    data.train_labels,
-                    cell.model.recipe,
-                    seed=cell.seed,
-                    device=self.device,
-                )
+                log = self._train(cell, model, self.dataset(cell.model.dataset).train_inputs)
             trained = self._save(cell, model, log, elapsed.seconds)
         self._kept[memo_key] = trained
         if len(self._kept) > TRAINED_MODELS_KEPT:
             self._kept.popitem(last=False)
         return trained
+
+    def _train(self, cell: Cell, model: ZooModel, train_inputs: torch.Tensor) -> TrainingLog:
+        """``model`` trained with the cell's recipe on ``train_inputs`` (the data's labels)."""
+        labels = self.dataset(cell.model.dataset).train_labels
+        return train_model(
+            model, train_inputs, labels, cell.model.recipe, seed=cell.seed, device=self.device
+        )
 
     def _checkpoint(self, cell: Cell) -> ZooModel:
         """The model entry's ``checkpoint``, loaded instead of training (``train: false``)."""
@@ -146,6 +145,8 @@ class TrainedModels:
         each member's time is the stack's time over its size."""
         untrained: dict[str, dict[int, Cell]] = {}
         for cell in cells:
+            if not cell.model.train:  # loaded from its checkpoint, never trained
+                continue
             if not self.cache.path("models", cell.model_cache_key(self.data_of(cell))).is_file():
                 untrained.setdefault(cell.model.id, {}).setdefault(cell.seed, cell)
         for members in untrained.values():
@@ -176,14 +177,7 @@ class TrainedModels:
             model = self.new_model(cell)
             if self._cached_weights(key, model, full=False) is not None:
                 return model
-            train_model(
-                model,
-                train_inputs,
-                self.dataset(cell.model.dataset).train_labels,
-                cell.model.recipe,
-                seed=cell.seed,
-                device=self.device,
-            )
+            self._train(cell, model, train_inputs)
         self.cache.save(
             "models", key, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
         )
