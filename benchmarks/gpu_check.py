@@ -11,7 +11,7 @@
    two seeds each: every (model, method, metric) mean, the difference between the two, and
    the seed spread it should stay within.
 3. ``side_by_side``: 20 seeds of the MNIST autoencoder trained one after another and as one
-   stacked model (``lfxbench.run.ensemble``), interleaved, the time of each and the largest
+   stacked model (``lfxbench.execution.ensemble``), interleaved, the time of each and the largest
    weight difference between the two.
 
 ``--quick`` shrinks every workload (fewer examples, epochs, seeds and models) so that the
@@ -142,10 +142,10 @@ def precision_check(work: Path, device: str, quick: bool) -> dict[str, Any]:
 
 def side_by_side_check(device: str, quick: bool) -> dict[str, Any]:
     from lfxbench.datasets.mnist import mnist_5k
+    from lfxbench.execution.ensemble import train_side_by_side
+    from lfxbench.execution.training import train_model
     from lfxbench.models.mnist_autoencoder import MnistAutoencoder
     from lfxbench.recipe import Recipe
-    from lfxbench.run.ensemble import train_side_by_side
-    from lfxbench.run.training import train_model
 
     n_models, epochs, n_images = (4, 1, 500) if quick else (20, 3, 4000)
     data = mnist_5k(n_train=n_images, n_test=10)

@@ -1,7 +1,7 @@
 """lfxbench: benchmark label-free explanation methods of encoders.
 
-``evaluate`` and ``Run`` (from Python: :mod:`lfxbench.api`, whose ``run`` runs a suite) and
-what a plugin author needs (the registration decorators and the base classes), imported on
+``evaluate``, ``run`` and ``Run`` (from Python: :mod:`lfxbench.api`) and what a plugin
+author needs (the registration decorators and the base classes), imported on
 first use so that ``lfxbench --help`` and ``lfxbench list`` do not load torch and Captum.
 """
 
@@ -19,6 +19,7 @@ except importlib.metadata.PackageNotFoundError:  # run from a source tree, not i
 _HOMES = {
     "Run": "lfxbench.api",
     "evaluate": "lfxbench.api",
+    "run": "lfxbench.api",
     "EvaluationContext": "lfxbench.metrics.base",
     "Metric": "lfxbench.metrics.base",
     "MetricResult": "lfxbench.metrics.base",
@@ -51,10 +52,11 @@ __all__ = [
     "register_method",
     "register_metric",
     "register_model",
+    "run",
 ]
 
 if TYPE_CHECKING:
-    from lfxbench.api import Run, evaluate
+    from lfxbench.api import Run, evaluate, run
     from lfxbench.methods.base import ExampleMethod, FeatureMethod, TrainingCorpus
     from lfxbench.methods.labelfree import LabelFreeAuxiliary, LabelFreeCaptumMethod
     from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult, PairwiseMetric

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from lfxbench.errors import LfxbenchError
+from lfxbench.execution.executors import EXECUTORS
+from lfxbench.execution.runner import Runner, default_cache_dir
 from lfxbench.report.results import load_results, write_run
-from lfxbench.run.executors import EXECUTORS
-from lfxbench.run.runner import Runner, default_cache_dir
 from lfxbench.storage import atomic_write_bytes
 from lfxbench.suite import Suite, load_suite, validate_suite
 from lfxbench.suite_checks import SAFE_NAME, SAFE_NAME_RULE

@@ -25,6 +25,7 @@ from lfxbench.suite_checks import (
     check_unique_ids,
     masks_missing,
     retraining_impossible,
+    training_mismatch,
     unsafe_names,
 )
 from lfxbench.suite_yaml import check_document, field_path, read_suite_document
@@ -96,12 +97,6 @@ class ModelEntry(Entry):
         "architecture, or for `scripted_encoder` a TorchScript / torch.export archive",
     )
     train: bool = Field(True, description="false: explain the checkpoint as it is")
-
-    @model_validator(mode="after")
-    def _checkpoint_without_training(self) -> ModelEntry:
-        if not self.train and self.checkpoint is None:
-            raise ValueError("train: false needs a `checkpoint:` to load")
-        return self
 
     def config(self) -> dict[str, Any]:
         config = {
@@ -299,7 +294,9 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     if not problems:
         for field, entries in (("models", models), ("methods", methods), ("metrics", metrics)):
             check_distinct_configs(problems, field, entries)
-        problems.extend(masks_missing(suite) + retraining_impossible(suite))
+        problems.extend(
+            masks_missing(suite) + retraining_impossible(suite) + training_mismatch(suite)
+        )
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):
             kind = METRICS.get(entry.name).explains

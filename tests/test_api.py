@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 import lfxbench
-from lfxbench.api import run
 from lfxbench.cli import main
 from lfxbench.datasets.tensor_file import tensor_file
 
@@ -43,7 +42,7 @@ def test_evaluate_explains_your_encoder_on_your_tensors_and_reuses_the_cache(tmp
 
 
 def test_run_takes_a_shipped_suite_with_overrides_and_returns_its_leaderboard(tmp_path):
-    finished = run(
+    finished = lfxbench.run(
         "smoke",
         overrides=[
             "seeds=[0]",
@@ -62,7 +61,7 @@ def test_run_takes_a_shipped_suite_with_overrides_and_returns_its_leaderboard(tm
 
 
 def test_a_suite_may_be_a_dict(tmp_path):
-    finished = run(
+    finished = lfxbench.run(
         {
             "name": "from_python",
             "device": "cpu",

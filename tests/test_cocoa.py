@@ -242,8 +242,8 @@ def tiny_runner_suite(name: str, methods: list, metrics: list):
 
 
 def test_same_class_cocoa_runs_end_to_end_through_the_runner(tmp_path):
-    from lfxbench.run.executors import run_locally
-    from lfxbench.run.runner import Runner
+    from lfxbench.execution.executors import run_locally
+    from lfxbench.execution.runner import Runner
 
     suite = tiny_runner_suite(
         "same_class",
@@ -284,7 +284,7 @@ def test_suite_params_are_validated():
 def test_the_engine_re_explains_with_the_draws_of_the_judged_explanation(tmp_path):
     """Metrics that re-explain (noise score, parameter randomisation, ROAR) must see the
     same corpus, foil and masks as the cached explanation they judge."""
-    from lfxbench.run.runner import Runner
+    from lfxbench.execution.runner import Runner
 
     suite = tiny_runner_suite(
         "redraw",

@@ -10,10 +10,10 @@ from suite_runs import run
 from tiny_models import TinyAutoencoder
 
 from lfxbench.datasets.mnist import mnist_5k
+from lfxbench.execution.ensemble import train_side_by_side
+from lfxbench.execution.training import train_model
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
 from lfxbench.recipe import Recipe
-from lfxbench.run.ensemble import train_side_by_side
-from lfxbench.run.training import train_model
 
 SEEDS = [0, 1, 2, 3]
 CPU = torch.device("cpu")
@@ -132,12 +132,12 @@ def test_each_member_stops_early_as_it_would_alone(digits):
 def test_a_suite_can_train_its_seeds_side_by_side(tiny_suite, tmp_path, monkeypatch):
     import pandas as pd
 
-    import lfxbench.run.trained_models
+    import lfxbench.execution.trained_models
 
     calls = []
-    original = lfxbench.run.trained_models.train_side_by_side
+    original = lfxbench.execution.trained_models.train_side_by_side
     monkeypatch.setattr(
-        lfxbench.run.trained_models,
+        lfxbench.execution.trained_models,
         "train_side_by_side",
         lambda models, *args: calls.append(len(models)) or original(models, *args),
     )

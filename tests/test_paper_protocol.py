@@ -14,7 +14,7 @@ from suite_runs import run
 
 from lfxbench.datasets.base import DatasetSplits, Resplit, balanced_subset
 from lfxbench.datasets.ecg_procedural import ecg_procedural
-from lfxbench.run.runner import Runner
+from lfxbench.execution.runner import Runner
 from lfxbench.suite import load_suite
 
 DATA = Path(__file__).parent / "data"

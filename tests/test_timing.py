@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lfxbench import timing
-from lfxbench.run.runner import Runner
+from lfxbench.execution.runner import Runner
 from lfxbench.suite import load_suite
 from lfxbench.timing import calibration_seconds, stopwatch
 
@@ -98,7 +98,7 @@ from pathlib import Path
 import torch
 from lfxbench.loss_gradients import per_example_gradients
 from lfxbench.recipe import Recipe
-from lfxbench.run.runner import Runner
+from lfxbench.execution.runner import Runner
 from lfxbench.suite import load_suite
 from tiny_models import TinyAutoencoder
 

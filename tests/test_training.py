@@ -8,10 +8,10 @@ import torch
 from pydantic import ValidationError
 from tiny_models import TinyAutoencoder
 
+from lfxbench.execution.training import TrainingLog, make_optimizer, split_for, train_model
 from lfxbench.models.base import ZooModel
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder, corrupt
 from lfxbench.recipe import Recipe
-from lfxbench.run.training import TrainingLog, make_optimizer, split_for, train_model
 from lfxbench.suite import validate_suite
 
 CPU = torch.device("cpu")

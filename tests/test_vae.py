@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from lfxbench.execution.ensemble import train_side_by_side
 from lfxbench.models.vae import (
     DspritesVae,
     MnistVae,
@@ -16,7 +17,6 @@ from lfxbench.models.vae import (
 )
 from lfxbench.recipe import Recipe
 from lfxbench.registry import MODELS
-from lfxbench.run.ensemble import train_side_by_side
 
 BETA_VAE = Recipe(objective="beta_vae")
 TC_VAE = Recipe(objective="tc_vae")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -27,11 +27,18 @@ class ZooModel(nn.Module):
     batch_dependent_objectives: ClassVar[tuple[str, ...]] = ()
     # False for an encoder without a training objective (a scripted one): only explained.
     has_loss: ClassVar[bool] = True
+    # True where ``train: false`` without a ``checkpoint:`` may explain the seed's random
+    # initial weights (a backbone); otherwise such an entry is refused as a mistake.
+    random_weights_allowed: ClassVar[bool] = False
     encoder: nn.Module
 
     @abstractmethod
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor, recipe: Recipe) -> torch.Tensor:
         """Per-example loss ``[B]`` of ``recipe.objective`` (labels only for supervised ones)."""
+
+    def state_dict_from_checkpoint(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        """The state dict of this model in a ``checkpoint:`` file (as saved by its library)."""
+        return state_dict
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         """The parameters that shape the latent space: what loss-based methods differentiate."""

@@ -34,11 +34,11 @@ import torch
 
 from lfxbench.datasets.dsprites_procedural import dsprites_procedural
 from lfxbench.datasets.mnist import mnist_5k
+from lfxbench.execution.ensemble import train_side_by_side
+from lfxbench.execution.training import train_model
 from lfxbench.models.mnist_autoencoder import MnistAutoencoder
 from lfxbench.models.vae import DspritesVae, MnistVae
 from lfxbench.recipe import Recipe
-from lfxbench.run.ensemble import train_side_by_side
-from lfxbench.run.training import train_model
 
 pytestmark = pytest.mark.benchmark
 

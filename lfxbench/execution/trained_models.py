@@ -17,10 +17,10 @@ from lfxbench.cells import Cell
 from lfxbench.datasets.base import DatasetSplits
 from lfxbench.environment import seed_everything, seeded
 from lfxbench.errors import LfxbenchError
+from lfxbench.execution.ensemble import train_side_by_side
+from lfxbench.execution.training import TrainingLog, train_model
 from lfxbench.models.base import ZooModel
 from lfxbench.registry import MODELS
-from lfxbench.run.ensemble import train_side_by_side
-from lfxbench.run.training import TrainingLog, train_model
 from lfxbench.storage import Cache, state_dict_problem, trained_model_problem
 from lfxbench.suite import Suite
 from lfxbench.timing import stopwatch
@@ -104,7 +104,13 @@ class TrainedModels:
     def _checkpoint(self, cell: Cell) -> ZooModel:
         """The model entry's ``checkpoint``, loaded instead of training (``train: false``)."""
         path, zoo = cell.model.checkpoint, MODELS.get(cell.model.name)
-        assert path is not None  # validated: train: false needs a checkpoint
+        if path is None:  # validated: only where the zoo entry allows random weights
+            logger.info(
+                "model %s: random initial weights of seed %d, not trained (train: false)",
+                cell.model.id,
+                cell.seed,
+            )
+            return self.new_model(cell).to(self.device).eval()
         if hasattr(zoo, "from_archive"):
             model = zoo.from_archive(path)
         else:
@@ -118,6 +124,8 @@ class TrainedModels:
                 ) from error
             if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
                 payload = payload["state_dict"]  # a checkpoint that wraps its state dict
+            if isinstance(payload, dict):
+                payload = model.state_dict_from_checkpoint(payload)
             problem = state_dict_problem(payload, model)
             if problem is not None:
                 raise LfxbenchError(f"{path}: {problem} (model {cell.model.id!r})")

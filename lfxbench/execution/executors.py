@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from lfxbench.cells import Cell, PairCell
 from lfxbench.errors import LfxbenchError
-from lfxbench.run.runner import Runner
+from lfxbench.execution.runner import Runner
 from lfxbench.suite import load_suite
 
 

@@ -27,9 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from lfxbench.models.base import ZooModel
-from lfxbench.recipe import Recipe
-from lfxbench.run.training import (
+from lfxbench.execution.training import (
     TrainingLog,
     batch_starts,
     checkpoint_lr,
@@ -37,6 +35,8 @@ from lfxbench.run.training import (
     make_scheduler,
     split_for,
 )
+from lfxbench.models.base import ZooModel
+from lfxbench.recipe import Recipe
 
 
 class _Loss(nn.Module):

@@ -15,9 +15,9 @@ from lfxbench.cells import Cell
 from lfxbench.datasets.base import balanced_subset
 from lfxbench.environment import seed_everything, seeded
 from lfxbench.errors import LfxbenchError
+from lfxbench.execution.trained_models import TrainedModel, TrainedModels
 from lfxbench.methods.base import TrainingCorpus
 from lfxbench.registry import METHODS
-from lfxbench.run.trained_models import TrainedModel, TrainedModels
 from lfxbench.storage import attribution_problem
 from lfxbench.timing import calibration_seconds, stopwatch
 

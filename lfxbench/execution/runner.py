@@ -25,10 +25,10 @@ from lfxbench.cells import Cell, PairCell
 from lfxbench.datasets.base import DatasetSplits
 from lfxbench.environment import device_name, resolve_device, seed_everything, versions
 from lfxbench.errors import LfxbenchError
+from lfxbench.execution.explainers import Explained, Explainers
+from lfxbench.execution.trained_models import TrainedModels
 from lfxbench.metrics.base import EvaluationContext, MetricResult
 from lfxbench.registry import DATASETS, METRICS
-from lfxbench.run.explainers import Explained, Explainers
-from lfxbench.run.trained_models import TrainedModels
 from lfxbench.storage import Cache, atomic_write_json, make_folder, read_cell
 from lfxbench.suite import Suite
 from lfxbench.timing import (
