@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from lfxbench import __version__
 from lfxbench.errors import LfxbenchError
-from lfxbench.registry import REGISTRIES
+from lfxbench.registry import REGISTRIES, catalogue
 from lfxbench.report.tolerances import Tolerances
 
 
@@ -148,7 +148,7 @@ def _list(args: argparse.Namespace) -> int:
         described = {name: read_suite_document(path) for name, path in shipped.items()}
         rows = [(name, str(raw.get("description", ""))) for name, raw in described.items()]
     else:
-        rows = [(entry.name, entry.description) for entry in REGISTRIES[args.what]]
+        rows = catalogue(args.what)
     width = max((len(name) for name, _ in rows), default=0)
     for name, description in rows:
         print(f"{name:<{width}}  {description}")

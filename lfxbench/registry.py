@@ -7,6 +7,7 @@ the ``lfxbench.plugins`` entry-point group of an installed package.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.metadata
@@ -143,6 +144,55 @@ def load_builtins() -> None:
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{name}.{module.name}")
     load_entry_point_plugins()
+
+
+_DECORATOR_KINDS = {f"register_{kind[:-1]}": kind for kind in REGISTRIES}
+
+
+def _registered_name(decorator: ast.expr, kind: str) -> str | None:
+    """The name in ``@register_<kind>("name")`` or ``@<KINDS>.register("name")``, else None."""
+    if not (isinstance(decorator, ast.Call) and decorator.args):
+        return None
+    function, name = decorator.func, decorator.args[0]
+    if isinstance(function, ast.Name):
+        decorates = _DECORATOR_KINDS.get(function.id)
+    elif isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name):
+        decorates = function.value.id.lower() if function.attr == "register" else None
+    else:
+        decorates = None
+    if decorates != kind or not isinstance(name, ast.Constant):
+        return None
+    return str(name.value)
+
+
+def catalogue(kind: str) -> list[tuple[str, str]]:
+    """(name, description) of every entry of ``kind``, sorted. Until something needs the
+    built-ins themselves, theirs are read from their source files, not imported: listing
+    them loads neither torch nor the model zoo."""
+    registry = REGISTRIES[kind]
+    if _builtins_loaded or any(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)):
+        return [(entry.name, entry.description) for entry in registry]
+    found = []
+    for package in _BUILTIN_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.submodule_search_locations is not None
+        for module in pkgutil.iter_modules(spec.submodule_search_locations):
+            folder = Path(module.module_finder.path)  # type: ignore[union-attr]
+            path = (
+                folder / module.name / "__init__.py"
+                if module.ispkg
+                else folder / f"{module.name}.py"
+            )
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in tree.body:
+                if not isinstance(node, ast.ClassDef | ast.FunctionDef):
+                    continue
+                for decorator in node.decorator_list:
+                    name = _registered_name(decorator, kind)
+                    if name is not None:
+                        doc = ast.get_docstring(node) or ""
+                        found.append((name, doc.splitlines()[0] if doc else ""))
+    return sorted(found)
 
 
 def load_entry_point_plugins() -> None:

@@ -1,8 +1,10 @@
 """What a user meets before any suite runs: the version, `python -m`, the shipped suites by
-name, `--set` overrides, and a command line that starts without the numeric stack."""
+name, `--set` overrides, and a command line (listings too) that starts without the numeric
+stack."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import pytest
 
 import lfxbench
 from lfxbench.cli import main
+from lfxbench.registry import REGISTRIES, load_builtins
 from lfxbench.suite_yaml import shipped_suites
 
 
@@ -36,6 +39,22 @@ def test_the_command_line_starts_without_torch_or_pandas():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_listing_reads_the_sources_without_torch_and_lists_what_the_registry_holds():
+    code = (
+        "import json, sys; from lfxbench.registry import REGISTRIES, catalogue; "
+        "rows = {kind: catalogue(kind) for kind in REGISTRIES}; "
+        "print(json.dumps([rows, sorted({'torch', 'pandas'} & set(sys.modules))]))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    read, loaded = json.loads(shown.stdout)
+    assert loaded == []
+    load_builtins()  # the registries themselves, every built-in imported
+    for kind, registry in REGISTRIES.items():
+        assert [tuple(row) for row in read[kind]] == [
+            (entry.name, entry.description) for entry in registry
+        ]
 
 
 def test_shipped_suites_are_listed_and_run_by_name(tmp_path, capsys, monkeypatch):
