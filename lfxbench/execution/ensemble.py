@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from lfxbench.execution import progress
 from lfxbench.execution.training import (
     TrainingLog,
     batch_starts,
@@ -146,6 +147,7 @@ def train_side_by_side(
             elif epoch - log.best_epoch >= recipe.patience:
                 stopped[m] = True
                 frozen[m] = member_state(params, buffers, m, device=device)
+        progress.step(f"validation {validation.mean().item():.4g} (mean of {n_members})")
         if all(stopped):
             break
     for model, state in zip(models, best_states, strict=True):

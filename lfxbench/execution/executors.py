@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from lfxbench.cells import Cell, PairCell
 from lfxbench.errors import LfxbenchError
+from lfxbench.execution import progress
 from lfxbench.execution.runner import Runner
 from lfxbench.suite import load_suite
 
@@ -82,19 +82,11 @@ def _pair(spec: WorkerSpec, pair_key: str) -> None:
 def run_locally(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) -> None:
     """Every pending group, then every pair, in this process."""
     total = sum(map(len, groups)) + len(pairs)
-    with tqdm(total=total, desc=runner.suite.name, unit="cell", disable=not runner.progress) as bar:
+    with progress.showing(total, runner.suite.name, runner.progress):
         for group in groups:
-            bar.set_postfix_str(f"{group[0].model.id} seed {group[0].seed}: {group[0].method.id}")
             runner.run_group(group)
-            bar.update(len(group))
         for pair in pairs:
-            bar.set_postfix_str(
-                f"{pair.first.metric.id}: {pair.first.model.id}/"
-                f"{pair.first.method.id} vs {pair.second.model.id}/"
-                f"{pair.second.method.id}"
-            )
             runner.run_pair(pair)
-            bar.update()
 
 
 def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) -> None:
@@ -133,26 +125,39 @@ def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) 
     models = {}
     for cell in [g[0] for g in groups] + [c for p in pairs for c in (p.first, p.second)]:
         models.setdefault((cell.model.id, cell.seed), cell)
-    total = len(models) + sum(map(len, groups)) + len(pairs)
-    with tqdm(
-        total=total, desc=f"{runner.suite.name} (ray)", unit="cell", disable=not runner.progress
-    ) as bar:
-        _wait(ray, [train.remote(spec, cell.key) for cell in models.values()], bar, 0)
+    total = sum(map(len, groups)) + len(pairs)
+    with progress.showing(total, f"{runner.suite.name} (ray)", runner.progress):
+        progress.stage(f"training {len(models)} models")
+        _wait(ray, {train.remote(spec, cell.key): (0, "") for cell in models.values()})
+        progress.stage(f"explaining in {len(groups)} groups")
         _wait(
             ray,
-            [group.remote(spec, [cell.key for cell in g]) for g in groups],
-            bar,
-            [len(g) for g in groups],
+            {
+                group.remote(spec, [cell.key for cell in g]): (
+                    len(g),
+                    f"{g[0].model.id} seed {g[0].seed} {g[0].method.id}: {len(g)} metrics",
+                )
+                for g in groups
+            },
         )
-        _wait(ray, [pair.remote(spec, p.key) for p in pairs], bar, [1] * len(pairs))
+        progress.stage(f"{len(pairs)} pairwise comparisons")
+        _wait(
+            ray,
+            {
+                pair.remote(spec, p.key): (
+                    1,
+                    f"{p.first.metric.id}: {p.first.model.id}/{p.first.method.id} vs "
+                    f"{p.second.model.id}/{p.second.method.id}",
+                )
+                for p in pairs
+            },
+        )
 
 
-def _wait(ray, refs: list, bar: tqdm, weights: list[int] | int) -> None:
-    """Gather a wave, advancing the bar by each task's cells; a user error keeps its type."""
-    if isinstance(weights, int):
-        weights = [weights] * len(refs)
-    weight = dict(zip(refs, weights, strict=True))
-    remaining = list(refs)
+def _wait(ray, tasks: dict) -> None:
+    """Gather a wave of tasks (each: its cells and their name), reporting each as it
+    finishes; a user error keeps its type."""
+    remaining = list(tasks)
     while remaining:
         done, remaining = ray.wait(remaining, num_returns=1)
         try:
@@ -161,7 +166,9 @@ def _wait(ray, refs: list, bar: tqdm, weights: list[int] | int) -> None:
             if isinstance(error.cause, LfxbenchError):
                 raise error.cause from None
             raise
-        bar.update(weight[done[0]])
+        cells, text = tasks[done[0]]
+        if cells:
+            progress.finished(cells, text)
 
 
 EXECUTORS = {"local": run_locally, "ray": run_on_ray}

@@ -6,6 +6,7 @@ cell's method applied to any inputs or encoder, for metrics that need more expla
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import torch
@@ -15,6 +16,7 @@ from lfxbench.cells import Cell
 from lfxbench.datasets.base import balanced_subset
 from lfxbench.environment import seed_everything, seeded
 from lfxbench.errors import LfxbenchError
+from lfxbench.execution import progress
 from lfxbench.execution.trained_models import TrainedModel, TrainedModels
 from lfxbench.methods.base import TrainingCorpus
 from lfxbench.registry import METHODS
@@ -105,10 +107,14 @@ class Explainers:
             torch.cuda.reset_peak_memory_stats(self.device)
             held = torch.cuda.memory_allocated(self.device)  # models, data: not the method's
         seed_everything(cell.attribution_seed)
+        named = f"{cell.method.id}: {cell.model.id} seed {cell.seed}"
+        batches = math.ceil(len(inputs) / self.suite.batch_size)
         with stopwatch(self.device) as elapsed:
             if cell.method_kind != "example":  # feature or per-unit: same signature
+                progress.stage(f"explaining, {named}", batches, "batches")
                 values = self.feature_explainer(cell, model.encoder)(inputs, labels)
             else:
+                progress.stage(f"fitting {named}")
                 method = METHODS.get(cell.method.name)(**cell.method.params)
                 method.fit(
                     TrainingCorpus(
@@ -123,11 +129,14 @@ class Explainers:
                         device=self.device,
                     )
                 )
-                values = in_batches(
-                    lambda batch: method.attribute(inputs[batch], labels[batch]),
-                    len(inputs),
-                    self.suite.batch_size,
-                ).detach()
+                progress.stage(f"scoring the corpus, {named}", batches, "batches")
+
+                def scores(batch: slice) -> torch.Tensor:
+                    values = method.attribute(inputs[batch], labels[batch])
+                    progress.step()
+                    return values
+
+                values = in_batches(scores, len(inputs), self.suite.batch_size).detach()
         peak = (
             (torch.cuda.max_memory_allocated(self.device) - held) / 2**20
             if self.device.type == "cuda"
@@ -199,10 +208,13 @@ class Explainers:
             def attribute(batch: slice) -> torch.Tensor:
                 baselines = baseline_fn(inputs[batch])
                 if not method.needs_labels:
-                    return method.attribute(inputs[batch], baselines)
-                return method.attribute(
-                    inputs[batch], baselines, None if labels is None else labels[batch]
-                )
+                    values = method.attribute(inputs[batch], baselines)
+                else:
+                    values = method.attribute(
+                        inputs[batch], baselines, None if labels is None else labels[batch]
+                    )
+                progress.step()
+                return values
 
             return in_batches(attribute, len(inputs), self.suite.batch_size).detach()
 

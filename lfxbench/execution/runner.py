@@ -25,6 +25,7 @@ from lfxbench.cells import Cell, PairCell
 from lfxbench.datasets.base import DatasetSplits
 from lfxbench.environment import device_name, resolve_device, seed_everything, versions
 from lfxbench.errors import LfxbenchError
+from lfxbench.execution import progress
 from lfxbench.execution.explainers import Explained, Explainers
 from lfxbench.execution.trained_models import TrainedModels
 from lfxbench.metrics.base import EvaluationContext, MetricResult
@@ -271,7 +272,19 @@ class Runner:
         """One explanation and every metric of it; each finished cell written at once."""
         explained = self.explainers.explain(group[0])
         for cell in group:
-            atomic_write_json(self.cell_path(self.cell_key(cell)), self.evaluate(cell, explained))
+            named = f"{cell.model.id} seed {cell.seed} {cell.method.id}"
+            progress.stage(f"{cell.metric.id}: {named}")
+            record = self.evaluate(cell, explained)
+            atomic_write_json(self.cell_path(self.cell_key(cell)), record)
+            progress.finished(1, f"{named} {cell.metric.id} = {record['value']:.4g}")
 
     def run_pair(self, pair: PairCell) -> None:
-        atomic_write_json(self.cell_path(self.cell_key(pair)), self.evaluate_pair(pair))
+        first, second = pair.first, pair.second
+        named = (
+            f"{first.metric.id}: {first.model.id}/{first.method.id} vs "
+            f"{second.model.id}/{second.method.id} seed {first.seed}"
+        )
+        progress.stage(named)
+        record = self.evaluate_pair(pair)
+        atomic_write_json(self.cell_path(self.cell_key(pair)), record)
+        progress.finished(1, f"{named} = {record['value']:.4g}")

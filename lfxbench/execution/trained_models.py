@@ -17,6 +17,7 @@ from lfxbench.cells import Cell
 from lfxbench.datasets.base import DatasetSplits
 from lfxbench.environment import seed_everything, seeded
 from lfxbench.errors import LfxbenchError
+from lfxbench.execution import progress
 from lfxbench.execution.ensemble import train_side_by_side
 from lfxbench.execution.training import TrainingLog, train_model
 from lfxbench.models.base import ZooModel
@@ -86,6 +87,9 @@ class TrainedModels:
         if cached is not None:
             trained = TrainedModel(model, key, cached["seconds"], cached["log"])
         else:
+            progress.stage(
+                f"training {cell.model.id} seed {cell.seed}", cell.model.recipe.epochs, "epochs"
+            )
             with stopwatch(self.device) as elapsed:
                 log = self._train(cell, model, self.dataset(cell.model.dataset).train_inputs)
             trained = self._save(cell, model, log, elapsed.seconds)
@@ -163,6 +167,11 @@ class TrainedModels:
             first = next(iter(members.values()))
             data = self.dataset(first.model.dataset)
             models = [self.new_model(cell) for cell in members.values()]
+            progress.stage(
+                f"training {first.model.id} seeds {', '.join(map(str, members))} side by side",
+                first.model.recipe.epochs,
+                "epochs",
+            )
             with stopwatch(self.device) as elapsed:
                 logs = train_side_by_side(
                     models,
@@ -185,6 +194,11 @@ class TrainedModels:
             model = self.new_model(cell)
             if self._cached_weights(key, model, full=False) is not None:
                 return model
+            progress.stage(
+                f"retraining {cell.model.id} seed {cell.seed} ({tag})",
+                cell.model.recipe.epochs,
+                "epochs",
+            )
             self._train(cell, model, train_inputs)
         self.cache.save(
             "models", key, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}

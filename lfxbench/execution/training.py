@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from lfxbench.execution import progress
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
 
@@ -155,6 +156,7 @@ def train_model(
             }
         )
         log.epochs_run = epoch
+        progress.step(f"loss {running / seen:.4g}, validation {validation_loss:.4g}")
         if epoch % recipe.checkpoint_every == 0:
             log.checkpoints.append((epoch, checkpoint_lr(recipe, step_lrs), _cpu_state(model)))
         if validation_loss < best_loss:
