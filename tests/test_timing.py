@@ -17,6 +17,8 @@ from lfxbench.execution.runner import Runner
 from lfxbench.suite import load_suite
 from lfxbench.timing import calibration_seconds, stopwatch
 
+DATA = Path(__file__).parent / "data"
+
 # How many bytes of a 64 MiB tensor glibc hands out as a fresh mapping (mallinfo2's hblkhd).
 _MAPPED_BYTES = """
 import ctypes, sys
@@ -102,7 +104,7 @@ from lfxbench.execution.runner import Runner
 from lfxbench.suite import load_suite
 from tiny_models import TinyAutoencoder
 
-suite = load_suite(Path("tests/data/tiny.yaml"))
+suite = load_suite(Path(sys.argv[2]))
 Runner(suite, Path(sys.argv[1]) / "run", cache_dir=Path(sys.argv[1]) / "cache", progress=False)
 before = set(sys.modules)
 per_example_gradients(TinyAutoencoder(), Recipe(), torch.randn(3, 6), torch.zeros(3))
@@ -113,13 +115,13 @@ print(len(set(sys.modules) - before))
 def test_the_first_gradient_transform_imports_nothing_inside_a_timed_cell(tmp_path):
     # torch.func.grad imports torch._dynamo on its first call: a runner imports it before
     # any stopwatch starts, so no cell's time holds a one-off import.
-    root = Path(__file__).parent.parent
+    tests = Path(__file__).parent
     done = subprocess.run(
-        [sys.executable, "-c", _FIRST_GRADIENT_IMPORTS, str(tmp_path)],
+        [sys.executable, "-c", _FIRST_GRADIENT_IMPORTS, str(tmp_path), str(DATA / "tiny.yaml")],
         capture_output=True,
         text=True,
         check=True,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root / "tests")},
+        cwd=tmp_path,  # the installed package, not a source tree's
+        env={**os.environ, "PYTHONPATH": str(tests)},
     )
     assert int(done.stdout.strip().splitlines()[-1]) == 0
