@@ -24,30 +24,34 @@ def test_the_version_is_the_installed_one(capsys):
     assert lfxbench.__version__[0].isdigit()
 
 
-def test_python_dash_m_is_the_command_line():
-    shown = subprocess.run(
-        [sys.executable, "-m", "lfxbench", "--version"], capture_output=True, text=True, check=True
+def outside_the_source_tree(tmp_path, *argv: str) -> subprocess.CompletedProcess:
+    """``python argv`` in an empty folder: the installed package, never a source tree's
+    ``lfxbench/`` (which lacks the methods and metrics an install maps into it)."""
+    return subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, check=True, cwd=tmp_path
     )
+
+
+def test_python_dash_m_is_the_command_line(tmp_path):
+    shown = outside_the_source_tree(tmp_path, "-m", "lfxbench", "--version")
     assert shown.stdout.strip() == f"lfxbench {lfxbench.__version__}"
 
 
-def test_the_command_line_starts_without_torch_or_pandas():
+def test_the_command_line_starts_without_torch_or_pandas(tmp_path):
     code = (
         "import sys, lfxbench.cli; print(sorted({'torch', 'pandas', 'captum'} & set(sys.modules)))"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    loaded = outside_the_source_tree(tmp_path, "-c", code)
     assert loaded.stdout.strip() == "[]"
 
 
-def test_listing_reads_the_sources_without_torch_and_lists_what_the_registry_holds():
+def test_listing_reads_the_sources_without_torch_and_lists_what_the_registry_holds(tmp_path):
     code = (
         "import json, sys; from lfxbench.registry import REGISTRIES, catalogue; "
         "rows = {kind: catalogue(kind) for kind in REGISTRIES}; "
         "print(json.dumps([rows, sorted({'torch', 'pandas'} & set(sys.modules))]))"
     )
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    shown = outside_the_source_tree(tmp_path, "-c", code)
     read, loaded = json.loads(shown.stdout)
     assert loaded == []
     load_builtins()  # the registries themselves, every built-in imported

@@ -36,9 +36,11 @@ def test_out_of_memory_at_one_example_is_raised():
 
 
 @pytest.mark.slow
-def test_ray_executor_gives_the_local_results_table(tiny_suite, tmp_path):
+def test_ray_executor_gives_the_local_results_table(tiny_suite, tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'lfxbench[ray]'")
     import ray
+
+    monkeypatch.chdir(tmp_path)  # workers import from the driver's folder: not a source tree
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:

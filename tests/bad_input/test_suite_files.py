@@ -227,6 +227,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
         [sys.executable, "-m", "lfxbench.cli", "validate", str(suite)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        cwd=tmp_path,  # the installed package, not a source tree's
     )
     process.stdout.close()  # the reader is gone before the first line is written
     err = process.stderr.read().decode()
