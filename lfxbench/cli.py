@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     board = commands.add_parser("leaderboard", help="render the leaderboard of a run directory")
     board.add_argument("run_dir", type=Path)
-    board.add_argument("--format", choices=("md", "csv", "html"), default="md")
+    board.add_argument("--format", choices=("md", "csv", "html", "latex", "json"), default="md")
     board.add_argument("--output", type=Path, help="write to this file instead of stdout")
 
     versus = commands.add_parser(
@@ -112,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("leaderboard/paper_vs_ours.md"),
         help="Markdown file to write (default: leaderboard/paper_vs_ours.md)",
     )
+    readme = reports.add_parser(
+        "readme", help="regenerate the README's leaderboard excerpts from leaderboard/*.csv"
+    )
+    readme.add_argument("readme", type=Path, nargs="?", default=Path("README.md"))
+    readme.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if an excerpt is stale"
+    )
     return parser
 
 
@@ -156,17 +163,25 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from lfxbench.report.leaderboard import aggregate, render, trends
-    from lfxbench.report.results import LEADERBOARD_COLUMNS, load_results, read_run_suite
+    from lfxbench.report.formats import render
+    from lfxbench.report.leaderboard import aggregate, trends
+    from lfxbench.report.results import (
+        LEADERBOARD_COLUMNS,
+        load_results,
+        load_samples,
+        read_run_suite,
+    )
 
     results = load_results(args.run_dir, LEADERBOARD_COLUMNS)
     parameters = read_run_suite(args.run_dir).get("trends", [])
     trend_table = trends(results, parameters) if parameters else None
+    figures = sorted((args.run_dir / "figures").glob("*.png"))
     text = render(
-        aggregate(results),
+        aggregate(results, load_samples(args.run_dir)),
         args.format,
         title=str(results["suite"].iloc[0]),
         trend_table=trend_table,
+        figures=figures,
     )
     if args.output:
         from lfxbench.storage import atomic_write_text
@@ -238,6 +253,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.report == "readme":
+        from lfxbench.report.excerpts import regenerate
+
+        stale = regenerate(args.readme, check=args.check)
+        verb = "stale" if args.check else "rewritten"
+        for spec in stale:
+            print(f"{args.readme}: excerpt {spec}: {verb}")
+        return 1 if stale and args.check else 0
     from lfxbench.paper_report import write_report
 
     counts = write_report(args.run_dirs, args.output)

@@ -23,7 +23,10 @@ def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_p
         "leaderboard.md",
         "leaderboard.csv",
         "leaderboard.html",
-        "figures/latent_shift.png",
+        "leaderboard.tex",
+        "leaderboard.json",
+        "figures/ae__latent_shift.png",
+        "figures/ae__latent_shift.pdf",
         "run.json",
     ):
         assert (run_dir / name).is_file(), name
@@ -52,9 +55,11 @@ def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_p
     assert results["calibration_seconds"].nunique() == len(results)
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert {"mean", "std", "rank", "attribution_ms_per_example", "metric_seconds"} <= set(board)
+    assert {"ci_low", "ci_high", "ci_method", "rank_test", "rank_by_mean"} <= set(board)
     markdown = (run_dir / "leaderboard.md").read_text()
-    assert "latent_shift ↑" in markdown and "latent_shift time [s]" in markdown
-    assert "attribution [ms/example]" in markdown
+    quality, time = markdown.split("seeds): time")
+    assert "latent_shift ↑" in quality and "latent_shift [s]" in time
+    assert "attribution [ms/example]" in time
 
     models_before = sorted((tmp_path / "cache" / "models").iterdir())
     cells_before = {p: p.stat().st_mtime_ns for p in (run_dir / "cells").iterdir()}
@@ -85,6 +90,8 @@ def test_run_writes_leaderboards_with_timing_and_reuses_caches(tiny_suite, tmp_p
         ("md", "| method"),
         ("csv", "attribution_ms_per_example"),
         ("html", "<table"),
+        ("latex", "\\toprule"),
+        ("json", '"rows"'),
     ):
         assert main(["leaderboard", str(run_dir), "--format", fmt]) == 0
         assert marker in capsys.readouterr().out
@@ -167,9 +174,13 @@ def test_example_importance_and_agreement_across_encoders(tmp_path, capsys):
     samples = pd.read_csv(run_dir / "samples.csv")
     assert {"top 5%", "bottom 5%"} <= set(samples["group"])
     markdown = (run_dir / "leaderboard.md").read_text()
-    assert "pearson_agreement across models: deep_knn" in markdown
+    assert "pearson_agreement across models: example methods" in markdown
+    assert "| deep_knn " in markdown.split("pearson_agreement across models: example")[1]
     assert "example importance" in markdown
-    for figure in ("similarity_rate_boxes.png", "pearson_agreement_deep_knn_heatmap.png"):
+    for figure in (
+        "denoising__similarity_rate__boxes.png",
+        "pearson_agreement__deep_knn__models.png",
+    ):
         assert (run_dir / "figures" / figure).is_file()
     # the rate of the nearest neighbours beats chance on real digits
     by_method = single.groupby("method")["value"].mean()
@@ -242,7 +253,7 @@ def test_vae_study_path_per_unit_attributions_and_unit_metrics(tmp_path):
     assert set(trend_table["metric"]) == {"unit_pearson", "attribution_entropy", "latent_shift"}
     assert (trend_table["n"] == 4).all() and trend_table["spearman_rho"].between(-1, 1).all()
     figures = tmp_path / "runs" / "tiny_vae" / "figures"
-    assert (figures / "unit_pearson_vs_beta.png").is_file()
+    assert (figures / "unit_pearson__vs_beta.png").is_file()
     assert "trends with beta" in (tmp_path / "runs" / "tiny_vae" / "leaderboard.md").read_text()
 
 

@@ -47,4 +47,4 @@ def test_roar_ranks_the_oracle_above_random_on_a_toy_with_known_signal(tmp_path)
     curves = pd.read_csv(tmp_path / "runs" / "roar_toy" / "curves.csv")
     oracle = curves[(curves["method"] == "toy_oracle") & (curves["seed"] == 0)]
     assert oracle["x"].tolist() == [0.0, 0.25, 0.5] and oracle["y"].iloc[1] > 0.05
-    assert (tmp_path / "runs" / "roar_toy" / "figures" / "roar.png").is_file()
+    assert (tmp_path / "runs" / "roar_toy" / "figures" / "toy__roar.png").is_file()

@@ -1,14 +1,16 @@
-"""From tidy results to a ranked leaderboard: aggregate over seeds, rank, render."""
+"""From tidy results to a ranked leaderboard: aggregate over seeds, rank, trends (rendered
+by :mod:`lfxbench.report.formats`)."""
 
 from __future__ import annotations
 
-import html
 import json
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from lfxbench.report.significance import significance_ranks
+from lfxbench.report.statistics import confidence_intervals, per_example_values
 
 KEYS = ["model", "dataset", "method", "metric", "model_b", "method_b"]
 ARROWS = {"higher": "↑", "lower": "↓"}
@@ -21,10 +23,14 @@ def _ci95_halfwidth(values: pd.Series) -> float:
     return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
 
 
-def aggregate(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, dataset, method, metric[, pair]): mean ± spread over seeds, rank,
-    timing. Single-explanation rows have empty ``model_b`` / ``method_b`` (as every reader
-    of results gives them: `results.read_table`, `records_to_tables`)."""
+def aggregate(results: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (model, dataset, method, metric[, pair]): mean ± spread over seeds, the
+    95 % CI of the mean (over seeds × examples where ``samples`` hold per-example values),
+    ranks and timing. Single-explanation rows have empty ``model_b`` / ``method_b`` (as
+    every reader of results gives them: `results.read_table`, `records_to_tables`).
+
+    ``rank`` is 1 + the number of methods significantly better (`significance`), and
+    ``rank_test`` says which test decided it; ``rank_by_mean`` orders by the mean alone."""
     results = results.copy()
     kinds = results.get("method_kind", pd.Series(index=results.index, dtype=object))
     results["method_kind"] = kinds.fillna("feature")  # results from before example methods
@@ -66,36 +72,23 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         )
         .rank(method="min", na_option="bottom")  # a NaN mean ranks last, after the ties
     )
-    board["rank"] = 0
-    board.loc[single, "rank"] = ranks.astype(int)
-    return board.sort_values(["model", "metric", "rank", "method"], ignore_index=True)
+    board["rank_by_mean"] = 0
+    board.loc[single, "rank_by_mean"] = ranks.astype(int)
+    per_example = per_example_values(results, samples)
+    board = board.merge(
+        confidence_intervals(results, samples, per_example=per_example), on=KEYS, how="left"
+    ).merge(significance_ranks(results, samples, per_example=per_example), on=KEYS, how="left")
+    board = board.rename(columns={"significance_rank": "rank"})
+    board["signed_mean"] = board["mean"].where(board["direction"].eq("lower"), -board["mean"])
+    board = board.sort_values(
+        ["model", "metric", "rank", "signed_mean", "method"], ignore_index=True, na_position="last"
+    )
+    return board.drop(columns="signed_mean")
 
 
 def _value(record) -> str:
     spread = f" ± {record.std:.3g}" if record.n_seeds > 1 else ""
     return f"{record.mean:.4g}{spread}"
-
-
-def wide_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per model and kind of method: one row per method; each metric beside its time."""
-    tables = {}
-    single = board[board["model_b"].eq("")]
-    for (model, dataset, kind), part in single.groupby(
-        ["model", "dataset", "method_kind"], sort=False
-    ):
-        rows: dict[str, dict[str, object]] = {}
-        for record in part.itertuples():
-            row = rows.setdefault(record.method, {"method": record.method})
-            arrow = ARROWS[record.direction]
-            row[f"{record.metric} {arrow}"] = f"{_value(record)} (#{record.rank})"
-            row[f"{record.metric} time [s]"] = f"{record.metric_seconds:.3g}"
-            row["attribution [ms/example]"] = f"{record.attribution_ms_per_example:.3g}"
-            row["_sort"] = min(row.get("_sort", 10**9), record.rank)
-        table = pd.DataFrame(rows.values()).sort_values(["_sort", "method"]).drop(columns="_sort")
-        n_seeds = int(part["n_seeds"].max())
-        plural = "s" if n_seeds != 1 else ""
-        tables[f"{model} ({dataset}, {kind} importance, {n_seeds} seed{plural})"] = table
-    return tables
 
 
 def _pair_order(firsts: pd.Series, seconds: pd.Series) -> list[str]:
@@ -107,29 +100,39 @@ def _pair_order(firsts: pd.Series, seconds: pd.Series) -> list[str]:
 
 
 def pair_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Lower-triangular agreement matrices, one per metric and method (across models) or
-    per metric and model (across methods)."""
+    """Agreement tables of each metric and method kind: across models, one row per method
+    and one column per model pair; across methods, a lower-triangular matrix per model.
+    Methods of different kinds are never in one table."""
     tables = {}
     pairs = board[board["model_b"].ne("")]
-    for metric, part in pairs.groupby("metric", sort=False):
-        across_models = part["model"].ne(part["model_b"])
-        for group_column, row_column, column in (
-            ("method", "model_b", "model"),
-            ("model", "method_b", "method"),
-        ):
-            subset = part[across_models] if group_column == "method" else part[~across_models]
-            for name, block in subset.groupby(group_column, sort=False):
-                order = _pair_order(block[column], block[row_column])
-                matrix = pd.DataFrame("", index=order[1:], columns=order[:-1])
-                for record in block.itertuples():
-                    first, second = getattr(record, column), getattr(record, row_column)
-                    if order.index(first) > order.index(second):
-                        first, second = second, first
-                    matrix.loc[second, first] = _value(record)
-                across = "models" if group_column == "method" else "methods"
-                matrix.index.name = f"{metric} across {across}"
-                seeds = int(block["n_seeds"].max())
-                tables[f"{metric} across {across}: {name} ({seeds} seeds)"] = matrix.reset_index()
+    for (metric, kind), part in pairs.groupby(["metric", "method_kind"], sort=False):
+        n_seeds = int(part["n_seeds"].max())
+        seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+        across_models = part[part["model"].ne(part["model_b"])]
+        if not across_models.empty:
+            columns = across_models["model"] + " vs " + across_models["model_b"]
+            values = [_value(record) for record in across_models.itertuples()]
+            matrix = (
+                pd.DataFrame({"method": across_models["method"], "pair": columns, "v": values})
+                .pivot(index="method", columns="pair", values="v")
+                .reindex(index=list(dict.fromkeys(across_models["method"])))
+                .reindex(columns=list(dict.fromkeys(columns)))
+                .fillna("")
+            )
+            heading = f"{metric} across models: {kind} methods ({seeds})"
+            tables[heading] = matrix.reset_index()
+        within = part[part["model"].eq(part["model_b"])]
+        for model, block in within.groupby("model", sort=False):
+            order = _pair_order(block["method"], block["method_b"])
+            matrix = pd.DataFrame("", index=order[1:], columns=order[:-1])
+            for record in block.itertuples():
+                first, second = record.method, record.method_b
+                if order.index(first) > order.index(second):
+                    first, second = second, first
+                matrix.loc[second, first] = _value(record)
+            matrix.index.name = "method"
+            heading = f"{metric} across {kind} methods: {model} ({seeds})"
+            tables[heading] = matrix.reset_index()
     return tables
 
 
@@ -165,44 +168,3 @@ def trends(results: pd.DataFrame, parameters: list[str]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-def render(
-    board: pd.DataFrame,
-    fmt: Literal["md", "csv", "html"],
-    title: str = "",
-    trend_table: pd.DataFrame | None = None,
-) -> str:
-    if fmt == "csv":
-        return board.to_csv(index=False, float_format="%.6g")
-    sections = wide_tables(board) | pair_tables(board)
-    if trend_table is not None and not trend_table.empty:
-        for parameter, part in trend_table.groupby("parameter", sort=False):
-            sections[f"trends with {parameter} (Spearman over models and seeds)"] = part.drop(
-                columns="parameter"
-            ).round({"spearman_rho": 3, "p_value": 4})
-    if fmt == "md":
-        parts = [f"# {title}\n"] if title else []
-        parts.append(
-            "Mean ± std over seeds, (#rank) per metric; ↑ higher is better, "
-            "↓ lower is better. Times are per cell (metric) and per example "
-            "(attribution).\n"
-        )
-        for heading, table in sections.items():
-            parts.append(f"## {heading}\n\n{table.to_markdown(index=False)}\n")
-        return "\n".join(parts)
-    if fmt == "html":
-        body = [f"<h1>{html.escape(title)}</h1>"] if title else []
-        for heading, table in sections.items():
-            body.append(f"<h2>{html.escape(heading)}</h2>")
-            body.append(table.to_html(index=False, border=0, classes="leaderboard", na_rep=""))
-        style = (
-            "<style>body{font-family:sans-serif} table.leaderboard{border-collapse:collapse}"
-            " .leaderboard td,.leaderboard th{padding:4px 10px;border-bottom:1px solid #ddd}"
-            "</style>"
-        )
-        return (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title>{style}</head><body>{''.join(body)}</body></html>\n"
-        )
-    raise ValueError(f"unknown format {fmt!r}; allowed: md, csv, html")

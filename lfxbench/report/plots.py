@@ -1,131 +1,350 @@
-"""Figures that say more than a table: curves, per-example box plots, agreement heat maps."""
+"""Paper-ready figures of a run: curves, per-example box plots, agreement heat maps, trends;
+each a PDF and a 300-dpi PNG named by its ids (``<model>__<metric>.pdf``), none replacing
+another. ``run_styles`` gives each method one look, the same in every figure of a run."""
 
 from __future__ import annotations
 
 import io
-import warnings
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from lfxbench.storage import atomic_write_bytes
 
-
-def _save(figure: plt.Figure, path: Path) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
-def plot_curves(curves: pd.DataFrame, figure_dir: Path) -> list[Path]:
-    """``<metric>.png``: mean curve per method (band: spread over seeds), a panel per model."""
-    written = []
-    for metric, part in curves.groupby("metric", sort=False):
-        grid = sns.relplot(
-            data=part,
-            x="x",
-            y="y",
-            hue="method",
-            style="method",
-            col="model",
-            kind="line",
-            markers=True,
-            dashes=False,
-            errorbar="sd",
-            col_wrap=min(3, part["model"].nunique()),
-            height=3.2,
-            aspect=1.2,
-            facet_kws={"sharey": False},
-        )
-        grid.set_axis_labels(part["x_label"].iloc[0], part["y_label"].iloc[0])
-        grid.figure.suptitle(metric, y=1.02)
-        written.append(_save(grid.figure, figure_dir / f"{metric}.png"))
-    return written
+FORMATS, DPI = ("pdf", "png"), 300
+BASELINES = ("random", "random_examples")  # registered names of the random baselines
+_GREYS = ("#949494", "#7f7f7f", "#c7c7c7")  # the baselines' colour is no other method's
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
+# Dashed is the baselines' line, dotted the chance line. Three tiers, thick and solid below
+# to thin and broken on top: coinciding curves still show each (open markers nest by size).
+LINESTYLES = ("-", "-.", (0, (4, 1, 1, 1, 1, 1)))
+LINEWIDTHS, MARKERSIZES = (2.4, 1.7, 1.2), (6.5, 5.0, 3.8)
+# Sized to be read at a column's width; TrueType in the PDF: text an editor can change.
+PAPER = {
+    "font.size": 9, "axes.titlesize": 10, "figure.titlesize": 10, "axes.labelsize": 9,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "axes.spines.top": False,
+    "axes.spines.right": False, "pdf.fonttype": 42,
+}  # fmt: skip
+WORDS = {
+    "shap": "SHAP", "knn": "kNN", "roar": "ROAR", "relax": "RELAX", "cocoa": "COCOA",
+    "tracin": "TracIn", "simplex": "SimplEx", "deeplift": "DeepLift", "pearson": "Pearson",
+    "spearman": "Spearman", "cam": "CAM", "lissa": "LiSSA", "quantus": "Quantus", "x": "×",
+}  # fmt: skip
+NAMES = {"u_relax": "U-RELAX", "top_k_intersection": "Top-k intersection", "beta": "β"}
+LEGEND = {"loc": "outside right center", "frameon": False}  # centred: clear of the title
+_RATE_GROUP = re.compile(r"(top|bottom) (\d+)%")  # the groups of `similarity_rate`
+Styles = Mapping[str, dict[str, Any]]
 
 
-def plot_samples(samples: pd.DataFrame, figure_dir: Path) -> list[Path]:
-    """``<metric>_boxes.png``: per-example values by group (e.g. top / bottom M) and method."""
-    written = []
-    for metric, part in samples.groupby("metric", sort=False):
-        with warnings.catch_warnings():
-            # seaborn 0.13 passes matplotlib 3.11 a deprecated `vert=`; not ours to fix.
-            warnings.filterwarnings("ignore", message="vert: bool was deprecated")
-            grid = sns.catplot(
-                data=part,
-                x="group",
-                order=list(dict.fromkeys(part["group"])),  # the metric's order, not A-Z
-                y="value",
-                hue="method",
-                col="model",
-                kind="box",
-                col_wrap=min(2, part["model"].nunique()),
-                height=3.4,
-                aspect=1.8,
-                fliersize=1,
-            )
-        grid.set_xticklabels(rotation=45, ha="right")
-        grid.set_axis_labels("", metric)
-        written.append(_save(grid.figure, figure_dir / f"{metric}_boxes.png"))
-    return written
+def display_name(identifier: str) -> str:
+    """Words for an id (metric and method classes have no display name): "Latent shift"."""
+    words = " ".join(WORDS.get(w.lower(), w) for w in identifier.split("_") if w) or identifier
+    return NAMES.get(identifier, words[:1].upper() + words[1:])
 
 
-def plot_pairs(board: pd.DataFrame, figure_dir: Path) -> list[Path]:
-    """``<metric>_<method>_heatmap.png``: mean agreement between every pair (over seeds)."""
-    written = []
-    pairs = board[board["model_b"].ne("")]
-    for (metric, method), block in pairs.groupby(["metric", "method"], sort=False):
-        across_models = block["model"].ne(block["model_b"])
-        if across_models.any():
-            block, first, second = block[across_models], "model", "model_b"
+def method_styles(
+    methods: Iterable[str], baselines: Iterable[str] = (), kinds: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Method -> ``color``, ``marker``, ``linestyle``, ``zorder``, ``label``, ``baseline``,
+    ``kind``, dealt out in sorted order: the same methods always get the same styles."""
+    import seaborn as sns
+
+    names, baselines, kinds = sorted(set(methods)), set(baselines), kinds or {}
+    others = [name for name in names if name not in baselines]
+    palette = [c for c in sns.color_palette("colorblind").as_hex() if c not in _GREYS]
+    if len(others) > len(palette):
+        tab20 = map(matplotlib.colors.to_hex, matplotlib.colormaps["tab20"].colors)
+        palette = [c for c in tab20 if c not in _GREYS]
+    styles = {
+        name: {"color": palette[i % len(palette)], "marker": MARKERS[i % len(MARKERS)],
+               "linestyle": LINESTYLES[i % 3], "linewidth": LINEWIDTHS[i % 3],
+               "markersize": MARKERSIZES[i % 3], "zorder": 3 + i % 3 * len(others) + i}
+        for i, name in enumerate(others)
+    }  # fmt: skip
+    for name in baselines & set(names):
+        styles[name] = {"color": "0.45", "marker": "", "linestyle": "--",
+                        "linewidth": 1.4, "markersize": 0, "zorder": 2}  # fmt: skip
+    for name, style in styles.items():
+        label = display_name(name) + (" (baseline)" if name in baselines else "")
+        style.update(label=label, baseline=name in baselines, kind=kinds.get(name, "feature"))
+    return {name: styles[name] for name in names}
+
+
+def run_styles(results: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The styles of every method of a run's ``results`` table, built once for all figures."""
+    methods = (set(results["method"]) | set(results.get("method_b", ()))) - {""}
+    registered = results.get("method_name", results["method"])
+    baselines = set(results.loc[registered.isin(BASELINES), "method"])
+    kinds = results.get("method_kind", pd.Series("feature", index=results.index))
+    return method_styles(methods, baselines, dict(zip(results["method"], kinds, strict=True)))
+
+
+def _styles_of(styles: Styles | None, methods: Iterable[str]) -> Styles:
+    names = set(methods) - {""}  # a table alone: its ids stand for the registered names
+    return styles if styles is not None else method_styles(names, names & set(BASELINES))
+
+
+def chance_rates(samples: pd.DataFrame, styles: Styles) -> dict[str, float]:
+    """Per model, the similarity rate that a random ranking expects. The top 100% is the
+    whole corpus: the share of it with the explained example's label, whatever the ranking
+    (1 / number of classes on balanced labels); a top a% and a bottom (100 - a)% (any method)
+    cover it too. Else the random example baseline's mean (every group) estimates it."""
+    chances: dict[str, float] = {}
+    if samples.empty:
+        return chances
+    rates = samples[samples["model_b"].eq("") & samples["group"].str.fullmatch(_RATE_GROUP)]
+    for model, part in rates.groupby("model"):
+        means = part.groupby("group")["value"].mean()
+        for found in filter(None, map(_RATE_GROUP.fullmatch, means.index)):
+            rest, share = f"bottom {100 - int(found[2])}%", int(found[2]) / 100
+            if found[1] == "top" and (rest in means or share == 1):
+                chances[model] = share * means[found[0]] + (1 - share) * means.get(rest, 0.0)
+                break
         else:
-            first, second = "method", "method_b"
-        names = list(dict.fromkeys([*block[first], *block[second]]))
-        matrix = pd.DataFrame(1.0, index=names, columns=names)
-        for record in block.itertuples():
-            a, b = getattr(record, first), getattr(record, second)
-            matrix.loc[a, b] = matrix.loc[b, a] = record.mean
-        figure, axis = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
-        sns.heatmap(matrix, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="vlag", ax=axis)
-        axis.set_title(f"{metric}: {method}" if first == "model" else metric)
-        name = method if first == "model" else "methods"
-        written.append(_save(figure, figure_dir / f"{metric}_{name}_heatmap.png"))
+            baseline = part["method"].map(lambda m: styles.get(m, {}).get("baseline", False))
+            if part.loc[baseline.astype(bool), "value"].notna().any():
+                chances[model] = float(part.loc[baseline.astype(bool), "value"].mean())
+    return chances
+
+
+def _new_figure(width: float, height: float, rows: int = 1, cols: int = 1):
+    # Not through pyplot: no global figure manager keeps it, nothing is left to close.
+    with matplotlib.rc_context(PAPER):
+        figure = Figure(figsize=(width, height), layout="constrained")
+        return figure, figure.subplots(rows, cols, squeeze=False, sharey=True).ravel()
+
+
+def save_figure(figure: Figure, figure_dir: Path, ids: tuple, handles=(), title=None) -> list[Path]:
+    """The legend beside the axes, then ``<ids>.pdf`` and ``.png`` (300 dpi), atomically."""
+    if handles:
+        ncol = math.ceil(len(handles) / 12)
+        longest = max(len(str(text)) for text in [title, *(h.get_label() for h in handles)])
+        # Room for the legend beside the axes, not taken from them.
+        figure.set_figwidth(figure.get_figwidth() + ncol * (0.065 * longest + 0.6))
+        with matplotlib.rc_context(PAPER):
+            figure.legend(handles=handles, ncol=ncol, title=title, **LEGEND)
+    # Ids are already [A-Za-z0-9_.+-]; anything else (a path separator) must not reach a path.
+    stem = "__".join(re.sub(r"[^A-Za-z0-9_.+-]", "-", i).strip(".") or "-" for i in ids)
+    written = []
+    for fmt in FORMATS:
+        buffer = io.BytesIO()
+        # No dates in the files: the same tables give byte-identical figures.
+        metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+        figure.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
+        figure.set_layout_engine("none")  # laid out once: the second format keeps it
+        written.append(Path(figure_dir) / f"{stem}.{fmt}")
+        atomic_write_bytes(written[-1], buffer.getvalue())
+    return written
+
+
+def _chance_line(axis, chance: float):
+    label = f"Chance (same label at random): {chance:.2f}"
+    return axis.axhline(chance, color="black", ls=":", lw=1.2, zorder=1, label=label, gid="chance")
+
+
+def plot_curves(curves: pd.DataFrame, figure_dir: Path, styles=None, chances=None) -> list[Path]:
+    """``<model>__<metric>``: each method's mean curve over seeds (band: ± std), random
+    baselines dashed grey, similarity rates with their chance (``chances`` per model, else
+    from the curves: at the whole corpus, else the random baseline's)."""
+    if curves.empty:
+        return []
+    styles, written = _styles_of(styles, curves["method"]), []
+    rate = curves["metric"].eq("similarity_rate") | curves["y_label"].eq("similarity rate")
+    if chances is None:  # a curve is the top M's rate; at x = 1 that of the whole corpus
+        top = curves[rate].assign(group=curves["x"].map("top {:.0%}".format), value=curves["y"])
+        chances = chance_rates(top, styles)
+    for (model, metric), part in curves.groupby(["model", "metric"], sort=False):
+        figure, (axis,) = _new_figure(4.2, 3.0)
+        for (method, *partners), line in part.groupby(["method", "model_b", "method_b"]):
+            style = styles.get(method) or method_styles([method])[method]
+            stats = line.groupby("x")["y"].agg(["mean", "std"]).sort_index()
+            label = " vs ".join([style["label"], *filter(None, partners)])
+            axis.plot(
+                stats.index, stats["mean"], color=style["color"], ls=style["linestyle"],
+                marker=style["marker"], ms=style["markersize"], fillstyle="none", alpha=0.9,
+                lw=style["linewidth"], zorder=style["zorder"], label=label, gid=f"method:{method}",
+            )  # fmt: skip
+            if line["seed"].nunique() > 1 and part["method"].nunique() <= 5:  # more: a blur
+                low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
+                axis.fill_between(stats.index, low, high, color=style["color"], alpha=0.12, lw=0)
+        if rate[part.index].all() and model in chances:
+            _chance_line(axis, chances[model])
+        xlabel, ylabel = map(display_name, part[["x_label", "y_label"]].iloc[0])
+        axis.set(xlabel=xlabel, ylabel=ylabel, title=f"{display_name(metric)}: {model}")
+        handles = axis.get_legend_handles_labels()[0]
+        written += save_figure(figure, figure_dir, (model, metric), handles)
+    return written
+
+
+def _boxes(axis, frame: pd.DataFrame, x: str, hue: str, order: list, styles, points=False):
+    """Boxes of ``value``: per ``x`` (in ``order``) one per ``hue`` (in the styles' order),
+    ``points`` drawn over them; the legend's handles."""
+    handles, ticks, position = {}, [], 0.0
+    jitter = np.random.default_rng(0)  # points spread the same way on every run
+    values = {key: rows["value"].to_numpy(float) for key, rows in frame.groupby([x, hue])}
+    for name in order:
+        start = position
+        for method in (m for m in styles if (name, m) in values):
+            data, style, position = values[name, method], styles[method], position + 1
+            data = data[np.isfinite(data)]
+            if not len(data):
+                continue
+            box = axis.boxplot(
+                [data], positions=[position], widths=0.75, patch_artist=True, manage_ticks=False,
+                showfliers=not points, medianprops={"color": "black", "lw": 1.0},
+                flierprops={"markersize": 1.5, "alpha": 0.5, "markeredgecolor": style["color"]},
+            )["boxes"][0]  # fmt: skip
+            box.set(facecolor=style["color"], alpha=0.55 if points else 0.8, edgecolor="0.2")
+            box.set(gid=f"method:{method}", hatch="////" if style["baseline"] else None)
+            if points:
+                spread = position + jitter.uniform(-0.18, 0.18, len(data))
+                axis.plot(spread, data, "o", ms=2.5, color=style["color"], mec="0.2", mew=0.3)
+            look = {"facecolor": box.get_facecolor(), "hatch": box.get_hatch()}
+            handles.setdefault(method, Patch(label=style["label"], edgecolor="0.2", **look))
+        ticks.append((start + 1 + position) / 2)
+        position += 0.8  # a gap between groups
+    long = max(map(len, map(str, order))) > 3.5 * position / len(order)  # characters a box spans
+    axis.set_xticks(ticks, order, rotation=30 if long else 0, ha="right" if long else "center")
+    axis.set_xlim(0.2, position + 0.2)
+    return list(handles.values())
+
+
+def plot_samples(samples: pd.DataFrame, figure_dir: Path, styles=None, chances=None) -> list[Path]:
+    """``<model>__<metric>__boxes``: per-example values, a box per group (e.g. top / bottom
+    M) and method, similarity rates with their chance; agreements a box per pair, across
+    models ``<metric>__models__boxes``, methods ``<model>__<metric>__<kind>_methods__boxes``."""
+    if samples.empty:
+        return []
+    styles = _styles_of(styles, set(samples["method"]) | set(samples["method_b"]))
+    written, chances = [], chance_rates(samples, styles) if chances is None else chances
+    # Per sample its figure's ids (tab-joined) and box group; of an agreement: the pair.
+    single = samples["model_b"].eq("")
+    models = ~single & samples["model"].ne(samples["model_b"])
+    label = {name: style["label"] for name, style in styles.items()}
+    kind = samples["method"].map({name: style["kind"] for name, style in styles.items()})
+    keys = samples["model"] + "\t" + samples["metric"] + "\t" + kind + "_methods"
+    keys = keys.where(~models, samples["metric"] + "\tmodels")
+    keys = keys.where(~single, samples["model"] + "\t" + samples["metric"])
+    pair = samples["method"].map(label)  # beside a box per other method (its colour)
+    pair = pair.where(~models, samples["model"] + " vs " + samples["model_b"])
+    samples = samples.assign(group=samples["group"].where(single, pair))
+    for key, part in samples.groupby(keys, sort=False):
+        ids = key.split("\t")
+        model, metric = ("", ids[0]) if ids[1] == "models" else (ids[0], ids[1])
+        order = list(dict.fromkeys(part["group"]))  # the metric's order, not A-Z
+        across = f" across {ids[-1].replace('_', ' ')}" if len(ids) > 2 or not model else ""
+        title = f"{display_name(metric)}{across}" + (f": {model}" if model else "")
+        hue = "method_b" if ids[-1].endswith("_methods") else "method"
+        figure, (axis,) = _new_figure(max(3.6, 1.3 + 0.2 * part.groupby(["group", hue]).ngroups), 3)
+        handles = _boxes(axis, part, "group", hue, order, styles)
+        rates = bool(model) and all(_RATE_GROUP.fullmatch(name) for name in order)
+        if rates and model in chances:
+            handles.append(_chance_line(axis, chances[model]))
+        xlabel = "Most (top) and least (bottom) important M of the corpus" if rates else ""
+        xlabel = "Method compared with each other one (its colour)" if hue == "method_b" else xlabel
+        axis.set(xlabel=xlabel, ylabel=display_name(metric), title=title)
+        written += save_figure(figure, figure_dir, (*ids, "boxes"), handles)
+    return written
+
+
+def _heat_map(block: pd.DataFrame, first: str, second: str, label, title: str) -> Figure:
+    # Pairs run (i, j) with i before j in the suite: the more often a name leads, the earlier.
+    leads = block[first].value_counts()
+    names = list(dict.fromkeys([*block[first], *block[second]]))
+    names = sorted(names, key=lambda name: -leads.get(name, 0))
+    index = {name: i for i, name in enumerate(names)}
+    means, stds = np.eye(len(names)), np.zeros((len(names), len(names)))
+    for row in block.itertuples():
+        i, j = index[getattr(row, first)], index[getattr(row, second)]
+        means[i, j] = means[j, i] = row.mean
+        stds[i, j] = stds[j, i] = row.std if row.n_seeds > 1 else 0.0
+    figure, (axis,) = _new_figure(0.62 * len(names) + 2.2, 0.62 * len(names) + 1.4)
+    image = axis.imshow(means, cmap="RdBu_r", vmin=-1, vmax=1)
+    with matplotlib.rc_context(PAPER):
+        for (i, j), value in np.ndenumerate(means):
+            text = f"{round(value, 2) + 0.0:.2f}" + (f"\n±{stds[i, j]:.2f}" if stds[i, j] else "")
+            colour = "white" if abs(value) > 0.6 else "black"
+            axis.text(j, i, text, ha="center", va="center", color=colour, fontsize=7)
+        seeds = int(block["n_seeds"].max())
+        label_of = f"Mean over {seeds} seed{'s' if seeds != 1 else ''}"
+        figure.colorbar(image, ax=axis, shrink=0.8, label=label_of)
+    axis.set_xticks(range(len(names)), map(label, names), rotation=35, ha="right")
+    axis.set_yticks(range(len(names)), map(label, names))
+    axis.spines[:].set_visible(False)
+    figure.suptitle(title)
+    return figure
+
+
+def plot_pairs(board: pd.DataFrame, figure_dir: Path, styles: Styles | None = None) -> list[Path]:
+    """Heat maps of the mean agreement over seeds: across models ``<metric>__<method>__models``,
+    across methods one per kind of method ``<model>__<metric>__<kind>_methods``."""
+    pairs, written = board[board["model_b"].ne("")], []
+    across_models = pairs["model"].ne(pairs["model_b"])
+    for (metric, method), block in pairs[across_models].groupby(["metric", "method"], sort=False):
+        title = f"{display_name(metric)} across models: {display_name(method)}"
+        figure = _heat_map(block, "model", "model_b", str, title)
+        written += save_figure(figure, figure_dir, (metric, method, "models"))
+    within = pairs[~across_models]
+    styles = _styles_of(styles, set(within["method"]) | set(within["method_b"]))
+    within = within.assign(kind=within.get("method_kind", "feature"))
+    for (model, metric, kind), block in within.groupby(["model", "metric", "kind"], sort=False):
+        title = f"{display_name(metric)} across {kind} methods: {model}"
+        figure = _heat_map(block, "method", "method_b", lambda n: styles[n]["label"], title)
+        written += save_figure(figure, figure_dir, (model, metric, f"{kind}_methods"))
     return written
 
 
 def plot_trend(results: pd.DataFrame, parameter: str, figure_dir: Path) -> list[Path]:
-    """``<metric>_vs_<parameter>.png``: box plots of each metric over the parameter's values
-    (every model and seed a point), one colour per model family and objective."""
-    import json
-
-    single = results[results["model_b"] == ""]
-    if "model_params" not in single:
+    """``<metric>__vs_<parameter>``: box plots of a metric over the parameter's values, a
+    panel per method, a box per model family (zoo entry and objective), seeds as points."""
+    single = results[results["model_b"].eq("")] if "model_b" in results else results
+    if "model_params" not in single or single.empty:
         return []
     values = single["model_params"].map(lambda text: json.loads(text).get(parameter))
-    data = single.assign(**{parameter: values})[values.notna()]
+    data = single.assign(level=values)[values.notna()]
     data = data.assign(family=data["model_name"] + " / " + data["objective"].astype(str))
-    written = []
+    families = method_styles(data["family"])
+    styles, written = {name: style | {"label": name} for name, style in families.items()}, []
     for metric, part in data.groupby("metric", sort=False):
-        if part[parameter].nunique() < 2:
+        levels = sorted(part["level"].unique())
+        if len(levels) < 2:
             continue
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="vert: bool was deprecated")
-            grid = sns.catplot(
-                data=part,
-                x=parameter,
-                y="value",
-                hue="family",
-                col="method",
-                kind="box",
-                height=3.2,
-                aspect=1.2,
-            )
-        grid.set_axis_labels(parameter, metric)
-        written.append(_save(grid.figure, figure_dir / f"{metric}_vs_{parameter}.png"))
+        part = part.assign(level=part["level"].map("{:g}".format))
+        methods = list(dict.fromkeys(part["method"]))
+        cols, rows = min(3, len(methods)), math.ceil(len(methods) / 3)
+        width = max(3.0, 0.9 + 0.35 * len(levels) * part["family"].nunique())
+        figure, axes = _new_figure(width * cols, 2.8 * rows, rows, cols)
+        for axis, method in zip(axes, methods, strict=False):
+            chosen = part[part["method"].eq(method)]
+            order = [f"{level:g}" for level in levels]
+            handles = _boxes(axis, chosen, "level", "family", order, styles, points=True)
+            axis.set(title=display_name(method), xlabel=display_name(parameter))
+        for axis in axes[len(methods) :]:
+            axis.set_visible(False)
+        axes[0].set_ylabel(display_name(metric))
+        figure.suptitle(f"{display_name(metric)} against {display_name(parameter)}")
+        ids, title = (metric, f"vs_{parameter}"), "Model / objective"
+        written += save_figure(figure, figure_dir, ids, handles, title)
+    return written
+
+
+def plot_run(tables: Mapping[str, pd.DataFrame], board, figure_dir: Path, trends=()) -> list[Path]:
+    """Every figure of a run (``records_to_tables``, its board, trend parameters), one style
+    per method (``run_styles``) and one chance rate per model (``chance_rates``)."""
+    styles = run_styles(tables["results"])
+    chances = chance_rates(tables["samples"], styles)
+    written = plot_curves(tables["curves"], figure_dir, styles, chances)
+    written += plot_samples(tables["samples"], figure_dir, styles, chances)
+    written += plot_pairs(board, figure_dir, styles)
+    for parameter in trends:
+        written += plot_trend(tables["results"], parameter, figure_dir)
     return written

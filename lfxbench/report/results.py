@@ -4,8 +4,9 @@ runs/<suite>/
   cells/<key>.json      one finished cell each (what a rerun skips), keyed with its data
   results.csv           one row per measurement
   curves.csv            one row per curve point
-  leaderboard.{md,csv,html}
-  figures/<metric>.png
+  samples.csv           per-example values of the cells that have them
+  leaderboard.{md,csv,html,tex,json}
+  figures/              PDF and PNG
   run.json              suite, environment, cell count
 """
 
@@ -19,14 +20,16 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.report.leaderboard import aggregate, render, trends
-from lfxbench.report.plots import plot_curves, plot_pairs, plot_samples, plot_trend
+from lfxbench.report.formats import FORMATS, render
+from lfxbench.report.leaderboard import aggregate, trends
+from lfxbench.report.plots import display_name, plot_run, run_styles, save_figure
+from lfxbench.report.significance import critical_difference
 from lfxbench.storage import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from lfxbench.suite import Suite
 
-FORMATS = ("md", "csv", "html")
+SUFFIXES = {"latex": "tex"}  # a leaderboard file's suffix where it is not the format's name
 
 
 def _csv(frame: pd.DataFrame) -> str:
@@ -43,23 +46,24 @@ def write_run(
     for name, table in tables.items():
         written[name] = run_dir / f"{name}.csv"
         atomic_write_text(written[name], _csv(table))
-    board = aggregate(tables["results"])
+    board = aggregate(tables["results"], tables["samples"])
     trend_table = trends(tables["results"], suite.trends) if suite.trends else None
     if trend_table is not None:
         written["trends"] = run_dir / "trends.csv"
         atomic_write_text(written["trends"], _csv(trend_table))
-    for fmt in FORMATS:
-        written[f"leaderboard.{fmt}"] = run_dir / f"leaderboard.{fmt}"
-        text = render(board, fmt, title=suite.name, trend_table=trend_table)
-        atomic_write_text(written[f"leaderboard.{fmt}"], text)
     figures = run_dir / "figures"
-    paths = plot_curves(tables["curves"], figures) if not tables["curves"].empty else []
-    if not tables["samples"].empty:
-        paths += plot_samples(tables["samples"], figures)
-    paths += plot_pairs(board, figures)
-    for parameter in suite.trends:
-        paths += plot_trend(tables["results"], parameter, figures)
-    written.update({f"figure {path.stem}": path for path in paths})
+    paths = plot_run(tables, board, figures, suite.trends)
+    colours = {method: style["color"] for method, style in run_styles(tables["results"]).items()}
+    for metric in board.loc[board["model_b"].eq(""), "metric"].unique():
+        diagram = critical_difference(board, metric, colours=colours, title=display_name(metric))
+        if diagram is not None:
+            paths += save_figure(diagram[0], figures, ("critical_difference", metric))
+    written.update({f"figure {path.name}": path for path in paths})
+    for fmt in FORMATS:
+        name = f"leaderboard.{SUFFIXES.get(fmt, fmt)}"
+        written[name] = run_dir / name
+        text = render(board, fmt, title=suite.name, trend_table=trend_table, figures=paths)
+        atomic_write_text(written[name], text)
     atomic_write_json(
         run_dir / "run.json",
         {
@@ -132,6 +136,15 @@ def load_results(run_dir: Path, columns: tuple[str, ...] = RESULT_COLUMNS) -> pd
     if missing:
         raise LfxbenchError(f"{path} lacks the columns {', '.join(missing)}; {remedy}")
     return results
+
+
+def load_samples(run_dir: Path) -> pd.DataFrame | None:
+    """The per-example values of a run directory's cells, or None (a run without them, or
+    one written before they were kept)."""
+    path = Path(run_dir) / "samples.csv"
+    if not path.is_file() or not path.read_bytes().strip():  # written empty: none kept
+        return None
+    return read_table(path, "rerun `lfxbench run` on its suite to rebuild it from the cells")
 
 
 IDENTITY = ("suite", "model", "dataset", "method", "metric", "model_b", "method_b", "seed")
