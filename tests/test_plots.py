@@ -12,7 +12,7 @@ from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from lfxbench.report import plots
+from lfxbench.report import figure_style, plots
 from lfxbench.report.leaderboard import aggregate
 from lfxbench.report.results import records_to_tables
 
@@ -177,7 +177,7 @@ def test_every_figure_of_both_models_in_both_formats_and_none_overwritten(run):
 
 def test_a_method_looks_the_same_in_every_figure_and_baselines_are_grey_and_dashed(run):
     tables, _, drawn, _ = run
-    styles = plots.run_styles(tables["results"])
+    styles = figure_style.run_styles(tables["results"])
     saliency = styles["saliency"]["color"]
     for model in MODELS:
         (line,) = lines(drawn[f"{model}__latent_shift"], "method:saliency")
@@ -214,7 +214,7 @@ def test_similarity_rates_carry_the_chance_line_from_the_corpus_split(run):
 
 
 def test_chance_rate_sources_whole_corpus_then_split_then_random_baseline():
-    styles = plots.method_styles(["knn", "random_examples"], baselines=["random_examples"])
+    styles = figure_style.method_styles(["knn", "random_examples"], baselines=["random_examples"])
 
     def samples(groups: dict[str, float], method="knn", model="m"):
         rows = [(model, method, group, value) for group, value in groups.items()]
@@ -235,8 +235,8 @@ def test_chance_rate_sources_whole_corpus_then_split_then_random_baseline():
 
 def test_styles_are_fixed_by_the_sorted_names_and_stay_apart_beyond_the_palette():
     names = [f"method_{i:02d}" for i in range(15)]
-    styles = plots.method_styles(reversed(names), baselines=["method_03"])
-    assert styles == plots.method_styles(names, baselines=["method_03"])
+    styles = figure_style.method_styles(reversed(names), baselines=["method_03"])
+    assert styles == figure_style.method_styles(names, baselines=["method_03"])
     others = [styles[name] for name in names if name != "method_03"]
     assert len({style["color"] for style in others}) == len(others)  # tab20 past 9 methods
     assert styles["method_03"]["linestyle"] == "--"

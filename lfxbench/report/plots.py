@@ -4,13 +4,11 @@ another. ``run_styles`` gives each method one look, the same in every figure of 
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import numpy as np
@@ -18,79 +16,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lfxbench.storage import atomic_write_bytes
+from lfxbench.report.figure_style import (
+    PAPER,
+    Styles,
+    display_name,
+    method_styles,
+    new_figure,
+    run_styles,
+    save_figure,
+    styles_of,
+)
 
-FORMATS, DPI = ("pdf", "png"), 300
-BASELINES = ("random", "random_examples")  # registered names of the random baselines
-_GREYS = ("#949494", "#7f7f7f", "#c7c7c7")  # the baselines' colour is no other method's
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
-# Dashed is the baselines' line, dotted the chance line. Three tiers, thick and solid below
-# to thin and broken on top: coinciding curves still show each (open markers nest by size).
-LINESTYLES = ("-", "-.", (0, (4, 1, 1, 1, 1, 1)))
-LINEWIDTHS, MARKERSIZES = (2.4, 1.7, 1.2), (6.5, 5.0, 3.8)
-# Sized to be read at a column's width; TrueType in the PDF: text an editor can change.
-PAPER = {
-    "font.size": 9, "axes.titlesize": 10, "figure.titlesize": 10, "axes.labelsize": 9,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "axes.spines.top": False,
-    "axes.spines.right": False, "pdf.fonttype": 42,
-}  # fmt: skip
-WORDS = {
-    "shap": "SHAP", "knn": "kNN", "roar": "ROAR", "relax": "RELAX", "cocoa": "COCOA",
-    "tracin": "TracIn", "simplex": "SimplEx", "deeplift": "DeepLift", "pearson": "Pearson",
-    "spearman": "Spearman", "cam": "CAM", "lissa": "LiSSA", "quantus": "Quantus", "x": "×",
-}  # fmt: skip
-NAMES = {"u_relax": "U-RELAX", "top_k_intersection": "Top-k intersection", "beta": "β"}
-LEGEND = {"loc": "outside right center", "frameon": False}  # centred: clear of the title
 _RATE_GROUP = re.compile(r"(top|bottom) (\d+)%")  # the groups of `similarity_rate`
-Styles = Mapping[str, dict[str, Any]]
-
-
-def display_name(identifier: str) -> str:
-    """Words for an id (metric and method classes have no display name): "Latent shift"."""
-    words = " ".join(WORDS.get(w.lower(), w) for w in identifier.split("_") if w) or identifier
-    return NAMES.get(identifier, words[:1].upper() + words[1:])
-
-
-def method_styles(
-    methods: Iterable[str], baselines: Iterable[str] = (), kinds: Mapping[str, str] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Method -> ``color``, ``marker``, ``linestyle``, ``zorder``, ``label``, ``baseline``,
-    ``kind``, dealt out in sorted order: the same methods always get the same styles."""
-    import seaborn as sns
-
-    names, baselines, kinds = sorted(set(methods)), set(baselines), kinds or {}
-    others = [name for name in names if name not in baselines]
-    palette = [c for c in sns.color_palette("colorblind").as_hex() if c not in _GREYS]
-    if len(others) > len(palette):
-        tab20 = map(matplotlib.colors.to_hex, matplotlib.colormaps["tab20"].colors)
-        palette = [c for c in tab20 if c not in _GREYS]
-    styles = {
-        name: {"color": palette[i % len(palette)], "marker": MARKERS[i % len(MARKERS)],
-               "linestyle": LINESTYLES[i % 3], "linewidth": LINEWIDTHS[i % 3],
-               "markersize": MARKERSIZES[i % 3], "zorder": 3 + i % 3 * len(others) + i}
-        for i, name in enumerate(others)
-    }  # fmt: skip
-    for name in baselines & set(names):
-        styles[name] = {"color": "0.45", "marker": "", "linestyle": "--",
-                        "linewidth": 1.4, "markersize": 0, "zorder": 2}  # fmt: skip
-    for name, style in styles.items():
-        label = display_name(name) + (" (baseline)" if name in baselines else "")
-        style.update(label=label, baseline=name in baselines, kind=kinds.get(name, "feature"))
-    return {name: styles[name] for name in names}
-
-
-def run_styles(results: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """The styles of every method of a run's ``results`` table, built once for all figures."""
-    methods = (set(results["method"]) | set(results.get("method_b", ()))) - {""}
-    registered = results.get("method_name", results["method"])
-    baselines = set(results.loc[registered.isin(BASELINES), "method"])
-    kinds = results.get("method_kind", pd.Series("feature", index=results.index))
-    return method_styles(methods, baselines, dict(zip(results["method"], kinds, strict=True)))
-
-
-def _styles_of(styles: Styles | None, methods: Iterable[str]) -> Styles:
-    names = set(methods) - {""}  # a table alone: its ids stand for the registered names
-    return styles if styles is not None else method_styles(names, names & set(BASELINES))
 
 
 def chance_rates(samples: pd.DataFrame, styles: Styles) -> dict[str, float]:
@@ -116,36 +53,6 @@ def chance_rates(samples: pd.DataFrame, styles: Styles) -> dict[str, float]:
     return chances
 
 
-def _new_figure(width: float, height: float, rows: int = 1, cols: int = 1):
-    # Not through pyplot: no global figure manager keeps it, nothing is left to close.
-    with matplotlib.rc_context(PAPER):
-        figure = Figure(figsize=(width, height), layout="constrained")
-        return figure, figure.subplots(rows, cols, squeeze=False, sharey=True).ravel()
-
-
-def save_figure(figure: Figure, figure_dir: Path, ids: tuple, handles=(), title=None) -> list[Path]:
-    """The legend beside the axes, then ``<ids>.pdf`` and ``.png`` (300 dpi), atomically."""
-    if handles:
-        ncol = math.ceil(len(handles) / 12)
-        longest = max(len(str(text)) for text in [title, *(h.get_label() for h in handles)])
-        # Room for the legend beside the axes, not taken from them.
-        figure.set_figwidth(figure.get_figwidth() + ncol * (0.065 * longest + 0.6))
-        with matplotlib.rc_context(PAPER):
-            figure.legend(handles=handles, ncol=ncol, title=title, **LEGEND)
-    # Ids are already [A-Za-z0-9_.+-]; anything else (a path separator) must not reach a path.
-    stem = "__".join(re.sub(r"[^A-Za-z0-9_.+-]", "-", i).strip(".") or "-" for i in ids)
-    written = []
-    for fmt in FORMATS:
-        buffer = io.BytesIO()
-        # No dates in the files: the same tables give byte-identical figures.
-        metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
-        figure.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
-        figure.set_layout_engine("none")  # laid out once: the second format keeps it
-        written.append(Path(figure_dir) / f"{stem}.{fmt}")
-        atomic_write_bytes(written[-1], buffer.getvalue())
-    return written
-
-
 def _chance_line(axis, chance: float):
     label = f"Chance (same label at random): {chance:.2f}"
     return axis.axhline(chance, color="black", ls=":", lw=1.2, zorder=1, label=label, gid="chance")
@@ -157,13 +64,13 @@ def plot_curves(curves: pd.DataFrame, figure_dir: Path, styles=None, chances=Non
     from the curves: at the whole corpus, else the random baseline's)."""
     if curves.empty:
         return []
-    styles, written = _styles_of(styles, curves["method"]), []
+    styles, written = styles_of(styles, curves["method"]), []
     rate = curves["metric"].eq("similarity_rate") | curves["y_label"].eq("similarity rate")
     if chances is None:  # a curve is the top M's rate; at x = 1 that of the whole corpus
         top = curves[rate].assign(group=curves["x"].map("top {:.0%}".format), value=curves["y"])
         chances = chance_rates(top, styles)
     for (model, metric), part in curves.groupby(["model", "metric"], sort=False):
-        figure, (axis,) = _new_figure(4.2, 3.0)
+        figure, (axis,) = new_figure(4.2, 3.0)
         for (method, *partners), line in part.groupby(["method", "model_b", "method_b"]):
             style = styles.get(method) or method_styles([method])[method]
             stats = line.groupby("x")["y"].agg(["mean", "std"]).sort_index()
@@ -224,7 +131,7 @@ def plot_samples(samples: pd.DataFrame, figure_dir: Path, styles=None, chances=N
     models ``<metric>__models__boxes``, methods ``<model>__<metric>__<kind>_methods__boxes``."""
     if samples.empty:
         return []
-    styles = _styles_of(styles, set(samples["method"]) | set(samples["method_b"]))
+    styles = styles_of(styles, set(samples["method"]) | set(samples["method_b"]))
     written, chances = [], chance_rates(samples, styles) if chances is None else chances
     # Per sample its figure's ids (tab-joined) and box group; of an agreement: the pair.
     single = samples["model_b"].eq("")
@@ -244,7 +151,7 @@ def plot_samples(samples: pd.DataFrame, figure_dir: Path, styles=None, chances=N
         across = f" across {ids[-1].replace('_', ' ')}" if len(ids) > 2 or not model else ""
         title = f"{display_name(metric)}{across}" + (f": {model}" if model else "")
         hue = "method_b" if ids[-1].endswith("_methods") else "method"
-        figure, (axis,) = _new_figure(max(3.6, 1.3 + 0.2 * part.groupby(["group", hue]).ngroups), 3)
+        figure, (axis,) = new_figure(max(3.6, 1.3 + 0.2 * part.groupby(["group", hue]).ngroups), 3)
         handles = _boxes(axis, part, "group", hue, order, styles)
         rates = bool(model) and all(_RATE_GROUP.fullmatch(name) for name in order)
         if rates and model in chances:
@@ -267,7 +174,7 @@ def _heat_map(block: pd.DataFrame, first: str, second: str, label, title: str) -
         i, j = index[getattr(row, first)], index[getattr(row, second)]
         means[i, j] = means[j, i] = row.mean
         stds[i, j] = stds[j, i] = row.std if row.n_seeds > 1 else 0.0
-    figure, (axis,) = _new_figure(0.62 * len(names) + 2.2, 0.62 * len(names) + 1.4)
+    figure, (axis,) = new_figure(0.62 * len(names) + 2.2, 0.62 * len(names) + 1.4)
     image = axis.imshow(means, cmap="RdBu_r", vmin=-1, vmax=1)
     with matplotlib.rc_context(PAPER):
         for (i, j), value in np.ndenumerate(means):
@@ -294,7 +201,7 @@ def plot_pairs(board: pd.DataFrame, figure_dir: Path, styles: Styles | None = No
         figure = _heat_map(block, "model", "model_b", str, title)
         written += save_figure(figure, figure_dir, (metric, method, "models"))
     within = pairs[~across_models]
-    styles = _styles_of(styles, set(within["method"]) | set(within["method_b"]))
+    styles = styles_of(styles, set(within["method"]) | set(within["method_b"]))
     within = within.assign(kind=within.get("method_kind", "feature"))
     for (model, metric, kind), block in within.groupby(["model", "metric", "kind"], sort=False):
         title = f"{display_name(metric)} across {kind} methods: {model}"
@@ -322,7 +229,7 @@ def plot_trend(results: pd.DataFrame, parameter: str, figure_dir: Path) -> list[
         methods = list(dict.fromkeys(part["method"]))
         cols, rows = min(3, len(methods)), math.ceil(len(methods) / 3)
         width = max(3.0, 0.9 + 0.35 * len(levels) * part["family"].nunique())
-        figure, axes = _new_figure(width * cols, 2.8 * rows, rows, cols)
+        figure, axes = new_figure(width * cols, 2.8 * rows, rows, cols)
         for axis, method in zip(axes, methods, strict=False):
             chosen = part[part["method"].eq(method)]
             order = [f"{level:g}" for level in levels]

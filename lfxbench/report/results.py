@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from lfxbench.errors import LfxbenchError
+from lfxbench.report.figure_style import display_name, run_styles, save_figure
 from lfxbench.report.formats import FORMATS, render
 from lfxbench.report.leaderboard import aggregate, trends
-from lfxbench.report.plots import display_name, plot_run, run_styles, save_figure
+from lfxbench.report.plots import plot_run
 from lfxbench.report.significance import critical_difference
 from lfxbench.storage import atomic_write_json, atomic_write_text
 
