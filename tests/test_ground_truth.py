@@ -23,6 +23,7 @@ from lfxbench.metrics.base import EvaluationContext
 from lfxbench.metrics.lds import LinearDatamodelingScore
 from lfxbench.metrics.retrain_without_top import without_top
 from lfxbench.recipe import Recipe
+from lfxbench.registry import MODELS
 from lfxbench.subsets import (
     SubsetOutputs,
     SubsetSpec,
@@ -152,12 +153,14 @@ def toy_suite(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_the_engine_trains_subset_models_as_train_model_would(tmp_path):
+@pytest.mark.parametrize("stackable", [True, False], ids=["stacked", "one-by-one"])
+def test_the_engine_trains_subset_models_as_train_model_would(tmp_path, monkeypatch, stackable):
     mlp = [
         "models.0.name=toy_mlp_autoencoder",
         "models.0.recipe={epochs: 4, batch_size: 8, lr: 0.01, patience: 4}",
     ]
     suite = load_suite(toy_suite(tmp_path), tuple(mlp))
+    monkeypatch.setattr(MODELS.get("toy_mlp_autoencoder"), "stackable", stackable)
     runner = Runner(suite, tmp_path / "run", tmp_path / "cache", progress=False)
     cell = suite.cells()[0]
     explained = runner.explainers.explain(cell)

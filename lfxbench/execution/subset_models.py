@@ -18,7 +18,8 @@ full model's initial weights) and trained with the model's recipe on its subset,
 stopping drawn from the subset), so the models differ by their data and nothing else. The
 subsets of one call have equal sizes, which lets them train as one stacked model
 (``ensemble.train_side_by_side`` with per-member example indices), at most
-``MEMBERS_PER_STACK`` at a time.
+``MEMBERS_PER_STACK`` at a time; a model that cannot be stacked (``ZooModel.stackable``)
+trains its subsets one after another.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from lfxbench.execution import progress
 from lfxbench.execution.ensemble import train_side_by_side
 from lfxbench.execution.explainers import Explained
 from lfxbench.execution.trained_models import TrainedModels
+from lfxbench.execution.training import train_model
 from lfxbench.models.base import ZooModel
+from lfxbench.registry import MODELS
 from lfxbench.subsets import SubsetOutputs, SubsetSpec, draw_subsets, subset_outputs_problem
 from lfxbench.timing import stopwatch
 
@@ -103,7 +106,6 @@ class SubsetModels:
         sizes = keep.sum(dim=1).unique()
         if len(sizes) != 1:
             raise ValueError(f"subsets of one call must have one size, got {sizes.tolist()}")
-        data = self.models.dataset(cell.model.dataset)
         rows = torch.stack([row.nonzero().squeeze(1) for row in keep])
         losses, cosines = [], []
         reference = explained.trained.model.eval()
@@ -120,15 +122,7 @@ class SubsetModels:
                 # even where the calling metric runs without them.
                 with seeded(cell.seed), torch.enable_grad():
                     members = [self.models.new_model(cell) for _ in chunk]
-                    train_side_by_side(
-                        members,
-                        data.train_inputs,
-                        data.train_labels,
-                        cell.model.recipe,
-                        [cell.seed] * len(members),
-                        self.device,
-                        examples=chunk,
-                    )
+                    self._train(cell, members, chunk)
                 for model in members:
                     losses.append(self.test_loss(cell, model, explained))
                     latent = self.latents(model, explained)
@@ -143,6 +137,19 @@ class SubsetModels:
         )
         self.cache.save(CACHE_KIND, key, outputs.payload())
         return outputs
+
+    def _train(self, cell: Cell, members: list[ZooModel], rows: torch.Tensor) -> None:
+        """``members[m]`` trained on the training examples ``rows[m]``: stacked where the
+        architecture allows, else one by one (the same models, up to float noise)."""
+        data, recipe = self.models.dataset(cell.model.dataset), cell.model.recipe
+        if MODELS.get(cell.model.name).stackable:
+            seeds = [cell.seed] * len(members)
+            inputs, labels = data.train_inputs, data.train_labels
+            train_side_by_side(members, inputs, labels, recipe, seeds, self.device, rows)
+            return
+        for model, row in zip(members, rows, strict=True):
+            inputs, labels = data.train_inputs[row], data.train_labels[row]
+            train_model(model, inputs, labels, recipe, seed=cell.seed, device=self.device)
 
     @torch.no_grad()
     def test_loss(self, cell: Cell, model: ZooModel, explained: Explained) -> torch.Tensor:
