@@ -54,7 +54,7 @@ class LinearDatamodelingScore(Metric):
         n_subsets: Annotated[int, Field(ge=3, le=10_000)] = 32,
         alpha: Annotated[float, Field(gt=0, lt=1)] = 0.5,
         output: Literal["loss", "latent_cosine"] = "loss",
-        subset_seed: int = 0,
+        subset_seed: Annotated[int, Field(ge=0)] = 0,
     ):
         self.n_subsets, self.alpha, self.output = n_subsets, alpha, output
         self.subset_seed = subset_seed

@@ -56,7 +56,7 @@ class RetrainWithoutTop(Metric):
         n_test_examples: Annotated[int, Field(ge=1, le=10_000)] = 8,
         fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1,
         n_random: Annotated[int, Field(ge=1, le=10_000)] = 8,
-        subset_seed: int = 0,
+        subset_seed: Annotated[int, Field(ge=0)] = 0,
     ):
         self.n_test_examples, self.fraction = n_test_examples, fraction
         self.n_random, self.subset_seed = n_random, subset_seed
