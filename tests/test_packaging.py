@@ -56,8 +56,10 @@ def test_listing_reads_the_sources_without_torch_and_lists_what_the_registry_hol
     assert loaded == []
     load_builtins()  # the registries themselves, every built-in imported
     for kind, registry in REGISTRIES.items():
+        # Plugins that tests before this one loaded into this process are not built-ins.
+        builtins = [entry for entry in registry if entry.target.__module__.startswith("lfxbench.")]
         assert [tuple(row) for row in read[kind]] == [
-            (entry.name, entry.description) for entry in registry
+            (entry.name, entry.description) for entry in builtins
         ]
 
 
