@@ -77,6 +77,22 @@ class Cell:
         """A model a metric retrains for this cell (ROAR), under the metric's ``tag``."""
         return stable_hash({"retrained": self.model_cache_key(data), "cell": self.key, "tag": tag})
 
+    def subset_models_key(self, data: str, spec: dict) -> str:
+        """The outputs of models retrained on subsets of the training set drawn as ``spec``
+        says (``subsets/<key>.pt``), on the examples the example protocol explains. Without
+        the method and the metric: every method of this model and seed shares them."""
+        examples = self.suite.examples_of(self.model).model_dump()
+        return stable_hash(
+            {"subsets": self.model_cache_key(data), "examples": examples, "spec": spec}
+        )
+
+    def retrained_subsets_key(self, data: str, tag: str) -> str:
+        """The outputs of models a metric retrains for this cell on subsets it chose from
+        the method's scores (``retrain_without_top``), under the metric's ``tag``."""
+        return stable_hash(
+            {"retrained_subsets": self.model_cache_key(data), "cell": self.key, "tag": tag}
+        )
+
     def finished_key(self, data: str) -> str:
         """The finished cell's record (``cells/<key>.json`` of the run directory)."""
         return stable_hash({"cell": self.key, "data": [data]})

@@ -23,6 +23,7 @@ from lfxbench.suite_checks import (
     check_distinct_configs,
     check_entry,
     check_unique_ids,
+    corpus_not_training_set,
     masks_missing,
     retraining_impossible,
     training_mismatch,
@@ -297,6 +298,7 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
         problems.extend(
             masks_missing(suite) + retraining_impossible(suite) + training_mismatch(suite)
         )
+        problems.extend(corpus_not_training_set(suite))
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):
             kind = METRICS.get(entry.name).explains

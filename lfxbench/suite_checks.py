@@ -174,3 +174,42 @@ def training_mismatch(suite: Suite) -> list[tuple[str, str]]:
         elif not model.train and model.checkpoint is None and not zoo.random_weights_allowed:
             problems.append((f"models[{index}]", "train: false needs a `checkpoint:` to load"))
     return problems
+
+
+def corpus_not_training_set(suite: Suite) -> list[tuple[str, str]]:
+    """Metrics that retrain without some corpus examples (``lds``, ``retrain_without_top``)
+    where the corpus is not the whole training set, or where the loss they read is not one
+    of a single example: removing a corpus example is then not removing a training one."""
+    problems = []
+    for index, metric in enumerate(suite.metrics):
+        if not getattr(METRICS.get(metric.name), "needs_whole_training_set", False):
+            continue
+        for model_index, model in enumerate(suite.models):
+            if not metric.scores(model):
+                continue
+            zoo = MODELS.get(model.name)
+            protocol = suite.examples_of(model)
+            if protocol.n_corpus is not None:
+                where = f"models[{model_index}].examples" if model.examples else "examples"
+                problems.append(
+                    (
+                        f"{where}.n_corpus",
+                        f"{metric.name!r} (metrics[{index}]) retrains model {model.id!r} "
+                        "without some corpus examples, which says what those training "
+                        "examples did only when the corpus is the whole training set: set "
+                        f"n_corpus: null (not {protocol.n_corpus}), and for a smaller corpus "
+                        "make the training set itself smaller (the dataset's n_train)",
+                    )
+                )
+            objective = model.recipe.objective or zoo.objectives[0]
+            uses_loss = metric.params.get("output", "loss") == "loss"
+            if uses_loss and objective in zoo.batch_dependent_objectives:
+                problems.append(
+                    (
+                        f"metrics[{index}]",
+                        f"{metric.name!r} reads the per-example loss, and objective "
+                        f"{objective!r} of {model.id!r} compares the examples of "
+                        "a batch (no loss of one example); restrict the metric with `models:`",
+                    )
+                )
+    return problems

@@ -14,6 +14,7 @@ from lfxbench.baselines import Baseline
 from lfxbench.batching import encode
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
+from lfxbench.subsets import SubsetOutputs, SubsetSpec
 
 # The cell's method on another encoder: (encoder, inputs, labels of the inputs or None).
 ExplainWith = Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -54,6 +55,13 @@ class EvaluationContext:
     # The cell's method applied to another encoder (e.g. one with randomised weights):
     # `explain_with(encoder, inputs, labels)`, labels as for `explain`.
     explain_with: ExplainWith | None = None
+    # For metrics that retrain without some training examples (the corpus is then the whole
+    # training set): `subset_outputs(spec)`, models on the random subsets `spec` draws,
+    # shared by every method of the model and seed; `retrain_subsets(keep, tag)`, models on
+    # the subsets `keep` (bool [K, n_train]) chosen for this cell. Both give the models'
+    # outputs on `inputs` (`lfxbench.subsets.SubsetOutputs`), cached by the engine.
+    subset_outputs: Callable[[SubsetSpec], SubsetOutputs] | None = None
+    retrain_subsets: Callable[[torch.Tensor, str], SubsetOutputs] | None = None
     # Ground-truth object masks of `inputs` where the dataset knows them (procedural
     # dSprites): bool, shaped like `inputs`.
     masks: torch.Tensor | None = None

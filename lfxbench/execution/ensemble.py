@@ -58,9 +58,16 @@ def train_side_by_side(
     recipe: Recipe,
     seeds: list[int],
     device: torch.device,
+    examples: torch.Tensor | None = None,
 ) -> list[TrainingLog]:
     """Train ``models`` (one per seed, same architecture) in place, as ``train_model`` would
-    train each; returns their logs in order."""
+    train each; returns their logs in order.
+
+    ``examples`` (``[n_members, n]`` indices into ``inputs``) gives each member a training
+    set of its own: member ``m`` trains as ``train_model`` would on ``inputs[examples[m]]``
+    (its split, data order and stopping drawn over those ``n``). Equal sizes keep the
+    members' batches aligned, which stacking needs. None: every member on all ``inputs``.
+    """
     if recipe.optimizer != "adam" and recipe.optimizer != "sgd":
         raise ValueError(f"unsupported optimizer {recipe.optimizer!r}")
     n_members = len(models)
@@ -72,11 +79,18 @@ def train_side_by_side(
         return functional_call(template, (p, b), (x, y))
 
     losses = vmap(member_loss, randomness="different")
-    splits = [split_for(len(inputs), recipe, seed) for seed in seeds]
-    train_x = torch.stack([inputs[train] for train, _ in splits]).to(device)
-    train_y = torch.stack([labels[train] for train, _ in splits]).to(device)
-    val_x = torch.stack([inputs[val] for _, val in splits]).to(device)
-    val_y = torch.stack([labels[val] for _, val in splits]).to(device)
+    if examples is None:
+        examples = torch.arange(len(inputs)).expand(n_members, -1)
+    if examples.dim() != 2 or len(examples) != n_members:
+        raise ValueError(f"examples: one row of indices per member, got {tuple(examples.shape)}")
+    # Members index one copy of the data on the device rather than each holding its own:
+    # a hundred subsets of a training set cost the set once.
+    inputs, labels = inputs.to(device), labels.to(device)
+    examples = examples.cpu()
+    splits = [split_for(examples.shape[1], recipe, seed) for seed in seeds]
+    train_rows = torch.stack([examples[m, train] for m, (train, _) in enumerate(splits)])
+    val_rows = torch.stack([examples[m, val] for m, (_, val) in enumerate(splits)])
+    train_rows, val_rows = train_rows.to(device), val_rows.to(device)
     # Each member's data order comes from its own stream, as `train_model` draws it.
     rng_states = []
     for seed in seeds:
@@ -84,7 +98,7 @@ def train_side_by_side(
         rng_states.append(torch.get_rng_state())
 
     optimizer = make_optimizer(params.values(), recipe)  # updates the stacked leaves
-    n_train = train_x.shape[1]
+    n_train = train_rows.shape[1]
     starts = batch_starts(n_train, recipe)  # as train_model: drop_last, no batch of one
     scheduler = make_scheduler(optimizer, recipe, len(starts))
     logs = [
@@ -104,9 +118,8 @@ def train_side_by_side(
         order = torch.stack(permutations)
         step_lrs = []
         for start in starts:
-            batch = order[:, start : start + recipe.batch_size]
-            x = train_x[members[:, None], batch]
-            y = train_y[members[:, None], batch]
+            rows = train_rows[members[:, None], order[:, start : start + recipe.batch_size]]
+            x, y = inputs[rows], labels[rows]
             loss = losses(params, buffers, x, y).mean(dim=1).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -124,13 +137,13 @@ def train_side_by_side(
                         losses(
                             params,
                             buffers,
-                            val_x[:, s : s + recipe.batch_size],
-                            val_y[:, s : s + recipe.batch_size],
+                            inputs[val_rows[:, s : s + recipe.batch_size]],
+                            labels[val_rows[:, s : s + recipe.batch_size]],
                         ).sum(dim=1)
-                        for s in range(0, val_x.shape[1], recipe.batch_size)
+                        for s in range(0, val_rows.shape[1], recipe.batch_size)
                     ]
                 ).sum(dim=0)
-                / val_x.shape[1]
+                / val_rows.shape[1]
             )
         for m, log in enumerate(logs):
             if stopped[m]:

@@ -27,6 +27,7 @@ from lfxbench.environment import device_name, resolve_device, seed_everything, v
 from lfxbench.errors import LfxbenchError
 from lfxbench.execution import progress
 from lfxbench.execution.explainers import Explained, Explainers
+from lfxbench.execution.subset_models import SubsetModels
 from lfxbench.execution.trained_models import TrainedModels
 from lfxbench.metrics.base import EvaluationContext, MetricResult
 from lfxbench.registry import DATASETS, METRICS
@@ -70,6 +71,7 @@ class Runner:
         self._datasets: dict[str, DatasetSplits] = {}
         self.models = TrainedModels(suite, self.cache, self.device, self.dataset)
         self.explainers = Explainers(self.models)
+        self.subsets = SubsetModels(self.models)
         self._environment: dict[str, Any] | None = None
         self._steady_allocator = steady_allocator()
         import_lazy_torch_modules()
@@ -136,12 +138,18 @@ class Runner:
                 cell, explained.trained, inputs, encoder, labels
             ),
             masks=self.explained_masks(cell),
+            subset_outputs=lambda spec: self.subsets.shared(cell, explained, spec),
+            retrain_subsets=lambda keep, tag: self.subsets.retrain(cell, explained, keep, tag),
         )
         seed_everything(cell.seed)
+        shared_before = self.subsets.shared_seconds
         with stopwatch(self.device) as elapsed:
             result = metric(context)
+        # Retraining that every method shares is charged to none of them.
+        shared = self.subsets.shared_seconds - shared_before
         n_examples = len(explained.inputs)
-        return self.record(cell, result, metric.direction, elapsed.seconds) | {
+        return self.record(cell, result, metric.direction, elapsed.seconds - shared) | {
+            "shared_retraining_seconds": shared,
             "n_examples": n_examples,
             "training_seconds": explained.trained.seconds,
             "training_epochs": explained.trained.log["epochs_run"],

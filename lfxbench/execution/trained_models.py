@@ -162,9 +162,9 @@ class TrainedModels:
             if not self.cache.path("models", cell.model_cache_key(self.data_of(cell))).is_file():
                 untrained.setdefault(cell.model.id, {}).setdefault(cell.seed, cell)
         for members in untrained.values():
-            if len(members) < 2:
-                continue
             first = next(iter(members.values()))
+            if len(members) < 2 or not MODELS.get(first.model.name).stackable:
+                continue  # trained one by one when first asked for
             data = self.dataset(first.model.dataset)
             models = [self.new_model(cell) for cell in members.values()]
             progress.stage(

@@ -30,6 +30,9 @@ class ZooModel(nn.Module):
     # True where ``train: false`` without a ``checkpoint:`` may explain the seed's random
     # initial weights (a backbone); otherwise such an entry is refused as a mistake.
     random_weights_allowed: ClassVar[bool] = False
+    # False where several copies cannot train as one stacked model (``torch.func.vmap``
+    # lacks a rule for one of its kernels): side-by-side training trains them one by one.
+    stackable: ClassVar[bool] = True
     encoder: nn.Module
 
     @abstractmethod

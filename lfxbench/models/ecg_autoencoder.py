@@ -98,6 +98,7 @@ class EcgLstmAutoencoder(ZooModel):
     """ECG5000 LSTM autoencoder (paper Table 6): LSTMs 1->2d_H->d_H, last hidden state, L1 loss."""
 
     objectives = ("reconstruction",)
+    stackable = False  # torch has no vmap rule for its LSTM kernel
 
     def __init__(
         self,
