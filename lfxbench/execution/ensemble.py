@@ -34,6 +34,7 @@ from lfxbench.execution.training import (
     checkpoint_lr,
     make_optimizer,
     make_scheduler,
+    optimizer_step,
     split_for,
 )
 from lfxbench.models.base import ZooModel
@@ -121,12 +122,7 @@ def train_side_by_side(
             rows = train_rows[members[:, None], order[:, start : start + recipe.batch_size]]
             x, y = inputs[rows], labels[rows]
             loss = losses(params, buffers, x, y).mean(dim=1).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            step_lrs.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            optimizer_step(loss, optimizer, scheduler, step_lrs)
             for m, state in frozen.items():  # a stopped member does not move
                 load_member(params, buffers, m, state)
         template.eval()

@@ -94,6 +94,16 @@ def make_scheduler(
     )
 
 
+def optimizer_step(loss: torch.Tensor, optimizer, scheduler, step_lrs: list[float]) -> None:
+    """One step on ``loss``, recording the rate it ran at (``checkpoint_lr`` averages them)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    step_lrs.append(optimizer.param_groups[0]["lr"])
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+
+
 def checkpoint_lr(recipe: Recipe, step_lrs: list[float]) -> float:
     """The learning rate recorded with an epoch's checkpoint: the mean of the rates that
     epoch's optimizer steps ran at (``lr`` itself under the constant schedule)."""
@@ -139,12 +149,7 @@ def train_model(
             batch = permutation[start : start + recipe.batch_size]
             with autocast:
                 loss = model.loss(train_x[batch], train_y[batch], recipe).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            step_lrs.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            optimizer_step(loss, optimizer, scheduler, step_lrs)
             running += loss.item() * len(batch)
             seen += len(batch)
         validation_loss = _mean_loss(model, val_x, val_y, recipe)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import pandas as pd
 
+from lfxbench.report.html_format import interval, words
 from lfxbench.report.leaderboard import ARROWS, pair_tables
 
 Format = Literal["md", "csv", "html", "latex", "json"]
@@ -29,26 +30,12 @@ RANK_NOTE = (
 )
 
 
-def words(metric: str) -> str:
-    """``latent_shift`` -> ``latent shift``: ids as a reader says them."""
-    return metric.replace("_", " ")
-
-
 def number(value: float, digits: int = 4) -> str:
     return (
         ""
         if value is None or (isinstance(value, float) and math.isnan(value))
         else (f"{value:.{digits}g}")
     )
-
-
-def ci_bounds(record) -> tuple[float, float] | None:
-    """The row's 95 % CI: ``ci_low`` / ``ci_high`` where the board has them, else the mean
-    ± the t half-width ``ci95`` of older boards; None where undefined (one seed)."""
-    low, high = getattr(record, "ci_low", math.nan), getattr(record, "ci_high", math.nan)
-    if (math.isnan(low) or math.isnan(high)) and not math.isnan(getattr(record, "ci95", math.nan)):
-        low, high = record.mean - record.ci95, record.mean + record.ci95
-    return None if math.isnan(low) or math.isnan(high) else (low, high)
 
 
 def best_rows(part: pd.DataFrame) -> pd.Series:
@@ -180,7 +167,7 @@ def _latex_table(
         for record, is_best in zip(rows.itertuples(), best, strict=True):
             value = number(record.mean)
             value = f"\\textbf{{{value}}}" if is_best else value
-            bounds = ci_bounds(record)
+            bounds = interval(record._asdict())
             if bounds is not None:
                 value += f" {{\\scriptsize [{number(bounds[0], 3)}, {number(bounds[1], 3)}]}}"
             cells.loc[record.method, metric] = value

@@ -53,8 +53,9 @@ def kinds(values: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else 99, k))
 
 
-def _interval(record: dict[str, Any]) -> tuple[float, float, str] | None:
-    """The 95 % CI: the board's own bounds where it has them, else mean ± ci95."""
+def interval(record: dict[str, Any]) -> tuple[float, float, str] | None:
+    """A board row's 95 % CI and how it was made: the board's own bounds where it has
+    them, else mean ± ci95 (boards written before the bounds); None where undefined."""
     low, high = record.get("ci_low"), record.get("ci_high")
     if finite(low) and finite(high):
         return float(low), float(high), str(record.get("ci_method") or "")
@@ -91,12 +92,12 @@ def _tooltip(record: dict[str, Any], interval: tuple[float, float, str] | None) 
 
 def value_html(record: dict[str, Any], with_rank: bool) -> tuple[str, str]:
     """The inner HTML of a value cell and its title."""
-    interval = _interval(record)
+    bounds = interval(record)
     rank = record.get("rank")
     inner = f'<span class="v">{num(record.get("mean"))}</span>'
     if with_rank:
         shown = f"#{int(rank)}" if finite(rank) and rank > 0 else ""
         inner += f'<span class="rk">{shown}</span>'
-    if interval is not None:
-        inner += f'<div class="ci">{e(_interval_text(interval, record.get("mean")))}</div>'
-    return inner, _tooltip(record, interval)
+    if bounds is not None:
+        inner += f'<div class="ci">{e(_interval_text(bounds, record.get("mean")))}</div>'
+    return inner, _tooltip(record, bounds)
