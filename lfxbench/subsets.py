@@ -31,6 +31,20 @@ class SubsetSpec:
         return {"n_subsets": self.n_subsets, "size": self.size, "seed": self.seed}
 
 
+@dataclass(frozen=True)
+class ChosenSubsets:
+    """Subsets a metric chose for one cell from the method's scores: the rows of ``keep``
+    (bool ``[K, n_train]``, equal sizes), cached under the cell and the metric's ``tag``."""
+
+    keep: torch.Tensor
+    tag: str
+
+
+# What a metric asks the engine to retrain: random subsets every method of a model and seed
+# shares, or subsets chosen for the cell.
+WantedSubsets = SubsetSpec | ChosenSubsets
+
+
 @dataclass
 class SubsetOutputs:
     """What models retrained on subsets do on the explained test examples.
@@ -40,7 +54,9 @@ class SubsetOutputs:
     stochastic objective, the same noise draws for every model and for the full one);
     ``latent_cosine``: ``[K, n_test]``, the cosine similarity of each model's latent of a
     test example to the full model's; ``reference_loss``: ``[n_test]``, the full model's
-    loss; ``seconds``: training time spent by this call (0 when the outputs were cached).
+    loss; ``seconds``: the time it took to train these models (stored with them, so a cell
+    reports its retraining cost whether the models were trained for it, ahead of it beside
+    other cells' or by an earlier run).
     """
 
     keep: torch.Tensor

@@ -14,7 +14,7 @@ from lfxbench.baselines import Baseline
 from lfxbench.batching import encode
 from lfxbench.models.base import ZooModel
 from lfxbench.recipe import Recipe
-from lfxbench.subsets import SubsetOutputs, SubsetSpec
+from lfxbench.subsets import SubsetOutputs, WantedSubsets
 
 # The cell's method on another encoder: (encoder, inputs, labels of the inputs or None).
 ExplainWith = Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -56,12 +56,10 @@ class EvaluationContext:
     # `explain_with(encoder, inputs, labels)`, labels as for `explain`.
     explain_with: ExplainWith | None = None
     # For metrics that retrain without some training examples (the corpus is then the whole
-    # training set): `subset_outputs(spec)`, models on the random subsets `spec` draws,
-    # shared by every method of the model and seed; `retrain_subsets(keep, tag)`, models on
-    # the subsets `keep` (bool [K, n_train]) chosen for this cell. Both give the models'
-    # outputs on `inputs` (`lfxbench.subsets.SubsetOutputs`), cached by the engine.
-    subset_outputs: Callable[[SubsetSpec], SubsetOutputs] | None = None
-    retrain_subsets: Callable[[torch.Tensor, str], SubsetOutputs] | None = None
+    # training set): `subset_outputs(wanted)`, the outputs on `inputs` of models retrained
+    # on the random subsets a `SubsetSpec` draws (shared by every method of the model and
+    # seed) or on `ChosenSubsets` for this cell (`lfxbench.subsets`), cached by the engine.
+    subset_outputs: Callable[[WantedSubsets], SubsetOutputs] | None = None
     # Ground-truth object masks of `inputs` where the dataset knows them (procedural
     # dSprites): bool, shaped like `inputs`.
     masks: torch.Tensor | None = None
@@ -98,13 +96,18 @@ class Metric(ABC):
     ``explains``: the kind of method it applies to (``any`` for both); ``direction``:
     whether a higher value is better; ``scope``: ``cell`` (one model x method x seed);
     ``needs_object_masks``: it scores against ground-truth object masks, so only models of
-    a dataset that declares ``provides_object_masks`` can be scored (checked at validation).
+    a dataset that declares ``provides_object_masks`` can be scored (checked at validation);
+    ``retrains_models``: it trains fresh models with the model's recipe (which a model
+    without a training objective lacks); ``needs_whole_training_set``: it retrains without
+    some corpus examples (``subsets_to_retrain``), so the corpus must be the training set.
     """
 
     explains: ClassVar[Literal["feature", "unit", "example", "any"]] = "feature"
     direction: ClassVar[Literal["higher", "lower"]]
     scope: ClassVar[Literal["cell", "pair"]] = "cell"
     needs_object_masks: ClassVar[bool] = False
+    retrains_models: ClassVar[bool] = False
+    needs_whole_training_set: ClassVar[bool] = False
     DECLARED: ClassVar[dict[str, tuple[object, ...]]] = {
         "explains": ("feature", "unit", "example", "any"),
         "direction": ("higher", "lower"),
@@ -131,6 +134,13 @@ class Metric(ABC):
 
     @abstractmethod
     def evaluate(self, context: EvaluationContext) -> MetricResult: ...
+
+    def subsets_to_retrain(self, scores: torch.Tensor) -> list[WantedSubsets]:
+        """The subset models ``evaluate`` will ask ``context.subset_outputs`` for, given an
+        example method's ``scores`` (``[n_test, n_train]``): the engine trains those of
+        every method of a model and seed side by side before their cells run. A metric with
+        ``needs_whole_training_set`` overrides it."""
+        return []
 
 
 class PairwiseMetric(ABC):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 
@@ -13,6 +14,7 @@ from lfxbench.registry import register_metric
 from lfxbench.subsets import SubsetSpec, spearman_rows
 
 SAMPLES = "LDS per test example"
+SUBSET_RESAMPLES = 200  # bootstrap resamples of the subsets, for the spread of the value
 
 
 @register_metric("lds")
@@ -41,7 +43,10 @@ class LinearDatamodelingScore(Metric):
     does, 0 no better than chance. The value is the mean over test examples (their LDS are
     the samples, for box plots and intervals over examples); a test example whose scores
     or outputs do not vary over the subsets has no LDS and is left out (counted in the
-    details). The corpus must be the model's whole training set (checked at validation).
+    details). Intervals over test examples hold the subsets fixed, yet every example is
+    judged on the same subsets: the details' ``subset_draw_*`` (a bootstrap over subsets)
+    say how far another draw of as many subsets would move the value. The corpus must be
+    the model's whole training set (checked at validation).
     """
 
     explains = "example"
@@ -59,13 +64,36 @@ class LinearDatamodelingScore(Metric):
         self.n_subsets, self.alpha, self.output = n_subsets, alpha, output
         self.subset_seed = subset_seed
 
+    def subsets_to_retrain(self, scores: torch.Tensor) -> list[SubsetSpec]:
+        n_train = scores.shape[1]
+        size = min(n_train - 1, max(1, round(self.alpha * n_train)))
+        return [SubsetSpec(self.n_subsets, size, self.subset_seed)]
+
+    def _subset_draw_spread(self, predicted: torch.Tensor, observed: torch.Tensor):
+        """SciPy's percentile bootstrap of the mean LDS over the subsets (resampled with
+        their outputs, the test examples kept)."""
+        from scipy import stats
+
+        def mean_lds(subsets: np.ndarray) -> float:
+            columns = torch.from_numpy(subsets).to(predicted.device)
+            values = spearman_rows(predicted[:, columns], observed[:, columns])
+            return values.nanmean().item()
+
+        return stats.bootstrap(
+            (np.arange(predicted.shape[1]),),
+            mean_lds,
+            vectorized=False,
+            n_resamples=SUBSET_RESAMPLES,
+            method="percentile",
+            rng=np.random.default_rng(self.subset_seed),
+        )
+
     def evaluate(self, context: EvaluationContext) -> MetricResult:
         if context.subset_outputs is None:
             raise ValueError("lds retrains models: it needs the engine's subset_outputs hook")
         scores = context.attributions.double()  # [n_test, n_train]
-        n_train = scores.shape[1]
-        size = min(n_train - 1, max(1, round(self.alpha * n_train)))
-        outputs = context.subset_outputs(SubsetSpec(self.n_subsets, size, self.subset_seed))
+        (subsets,) = self.subsets_to_retrain(scores)
+        outputs = context.subset_outputs(subsets)
         keep = outputs.keep.to(scores.device, torch.float64)  # [K, n_train]
         predicted = scores @ keep.T  # [n_test, K]: each subset's summed scores
         # Helpful scores should predict a lower loss: correlate with its negative.
@@ -73,6 +101,7 @@ class LinearDatamodelingScore(Metric):
         observed = observed.T.to(scores.device, torch.float64)  # [n_test, K]
         per_example = spearman_rows(predicted, observed)
         defined = per_example[~per_example.isnan()]
+        subset_draw = self._subset_draw_spread(predicted, observed)
         value = defined.mean().item() if len(defined) else float("nan")
         spread = defined.std().item() if len(defined) > 1 else float("nan")
         return MetricResult(
@@ -80,9 +109,15 @@ class LinearDatamodelingScore(Metric):
             samples={SAMPLES: defined.tolist()},
             details={
                 "std_over_examples": spread,
+                # The examples share the subsets: how far another draw of as many subsets
+                # would move the value (a bootstrap over subsets), which intervals over
+                # examples do not show.
+                "subset_draw_standard_error": subset_draw.standard_error,
+                "subset_draw_ci_low": subset_draw.confidence_interval.low,
+                "subset_draw_ci_high": subset_draw.confidence_interval.high,
                 "median": defined.median().item() if len(defined) else float("nan"),
                 "undefined_examples": float(len(per_example) - len(defined)),
-                "subset_size": float(size),
+                "subset_size": float(subsets.size),
                 # Near 0: retraining on other subsets barely moves the output, and the LDS
                 # of any method is mostly noise.
                 "output_std_over_subsets": observed.std(dim=1).mean().item(),

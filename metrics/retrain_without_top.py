@@ -9,7 +9,7 @@ from pydantic import Field
 
 from lfxbench.metrics.base import EvaluationContext, Metric, MetricResult
 from lfxbench.registry import register_metric
-from lfxbench.subsets import SubsetSpec
+from lfxbench.subsets import ChosenSubsets, SubsetSpec
 
 SAMPLES = "loss increase over random removal"
 
@@ -61,20 +61,29 @@ class RetrainWithoutTop(Metric):
         self.n_test_examples, self.fraction = n_test_examples, fraction
         self.n_random, self.subset_seed = n_random, subset_seed
 
-    def evaluate(self, context: EvaluationContext) -> MetricResult:
-        if context.subset_outputs is None or context.retrain_subsets is None:
-            raise ValueError(
-                "retrain_without_top retrains models: it needs the engine's subset_outputs "
-                "and retrain_subsets hooks"
-            )
-        scores = context.attributions
+    def subsets_to_retrain(self, scores: torch.Tensor) -> list[ChosenSubsets | SubsetSpec]:
+        """Without each checked example's top examples, and without as many random ones."""
         n_test, n_train = scores.shape
         n_removed = min(n_train - 1, max(1, round(self.fraction * n_train)))
         which = chosen_examples(n_test, self.n_test_examples, self.subset_seed)
         keep = without_top(scores[which.to(scores.device)], n_removed)
-        removed = context.retrain_subsets(keep, f"without-top-{n_removed}")
-        spec = SubsetSpec(self.n_random, n_train - n_removed, self.subset_seed)
-        random = context.subset_outputs(spec)
+        return [
+            ChosenSubsets(keep, f"without-top-{n_removed}"),
+            SubsetSpec(self.n_random, n_train - n_removed, self.subset_seed),
+        ]
+
+    def evaluate(self, context: EvaluationContext) -> MetricResult:
+        if context.subset_outputs is None:
+            raise ValueError(
+                "retrain_without_top retrains models: it needs the engine's subset_outputs hook"
+            )
+        scores = context.attributions
+        without_top_subsets, random_subsets = self.subsets_to_retrain(scores)
+        removed = context.subset_outputs(without_top_subsets)
+        random = context.subset_outputs(random_subsets)
+        n_test, n_train = scores.shape
+        n_removed = n_train - random_subsets.size
+        which = chosen_examples(n_test, self.n_test_examples, self.subset_seed)
         which = which.to(removed.loss.device)
         loss_top = removed.loss[torch.arange(len(which), device=which.device), which]
         loss_random = random.loss[:, which].mean(dim=0)

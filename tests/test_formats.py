@@ -1,5 +1,6 @@
 """The leaderboard's exports: Markdown that fits a terminal, booktabs LaTeX with the best
-value bold, JSON, and README excerpts regenerated from committed leaderboards."""
+value bold, JSON, the metrics' rank agreement, and README excerpts regenerated from
+committed leaderboards."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from lfxbench.cli import main
 from lfxbench.report.excerpts import regenerate
 from lfxbench.report.formats import MARKDOWN_WIDTH, latex_escape, render
-from lfxbench.report.leaderboard import aggregate
+from lfxbench.report.leaderboard import aggregate, metric_agreement
 
 README = Path(__file__).parents[1] / "README.md"
 METHODS = [f"method_number_{i}" for i in range(12)]
@@ -57,6 +58,9 @@ def test_markdown_rows_fit_a_terminal_and_time_has_its_own_table():
     # Every metric is somewhere in the split quality tables, each with its direction.
     for metric in METRICS:
         assert metric in quality
+    # 8 metrics: 28 pairs in each block's agreement section, as narrow as the rest.
+    agreement = text.split("seeds): do the metrics rank methods alike?\n")[1].split("## ")[0]
+    assert agreement.count("\n| ") == 1 + 28  # the header, then a row per pair
 
 
 def test_latex_is_booktabs_with_the_best_value_bold_and_its_ci():
@@ -81,6 +85,90 @@ def test_json_holds_every_row_and_nan_as_null():
     assert document["title"] == "wide" and len(document["rows"]) == len(board)
     assert all(row["std"] == 0 for row in document["rows"])  # one seed
     assert document["rows"][0]["ci_low"] is None  # no interval from one seed
+
+
+def ranked(values: dict[str, tuple[str, list[float]]], methods=("a", "b", "c")) -> pd.DataFrame:
+    """Results of one model and seed: each metric's (direction, value per method)."""
+    rows = [
+        {
+            "suite": "ranked",
+            "model": "ae",
+            "dataset": "mnist_5k",
+            "method": method,
+            "method_kind": "example",
+            "metric": metric,
+            "model_b": "",
+            "method_b": "",
+            "seed": 0,
+            "value": value,
+            "direction": direction,
+            "metric_seconds": 0.1,
+        }
+        for metric, (direction, per_method) in values.items()
+        for method, value in zip(methods, per_method, strict=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_metric_agreement_compares_orders_of_merit_signed_by_direction():
+    board = aggregate(
+        ranked(
+            {
+                "up": ("higher", [1.0, 2.0, 3.0]),
+                "up_reversed": ("higher", [3.0, 2.0, 1.0]),
+                # Lower is better: values reversed from `up` are the same order of merit.
+                "down_reversed": ("lower", [3.0, 2.0, 1.0]),
+            }
+        )
+    )
+    agreement = metric_agreement(board).set_index(["metric_a", "metric_b"])
+    # Each unordered pair once, in the board's order of metrics (by name).
+    assert list(agreement.index) == [
+        ("down_reversed", "up"),
+        ("down_reversed", "up_reversed"),
+        ("up", "up_reversed"),
+    ]
+    assert agreement.loc[("up", "up_reversed"), ["spearman_rho", "kendall_tau"]].tolist() == [
+        pytest.approx(-1.0),
+        pytest.approx(-1.0),
+    ]
+    assert agreement.loc[("down_reversed", "up"), "spearman_rho"] == pytest.approx(1.0)
+    assert agreement.loc[("down_reversed", "up"), "kendall_tau"] == pytest.approx(1.0)
+    assert agreement.loc[("down_reversed", "up_reversed"), "spearman_rho"] == pytest.approx(-1.0)
+    assert set(agreement["n_methods"]) == {3}
+    assert set(agreement[["model", "dataset", "method_kind"]].itertuples(index=False)) == {
+        ("ae", "mnist_5k", "example")
+    }
+
+
+def test_metric_agreement_needs_three_methods_with_a_finite_mean():
+    two = aggregate(ranked({"x": ("higher", [1.0, 2.0]), "y": ("higher", [2.0, 1.0])}, "ab"))
+    assert metric_agreement(two).empty
+    # A method without a finite mean for one of the two metrics does not count.
+    holed = aggregate(ranked({"x": ("higher", [1.0, 2.0, 3.0]), "y": ("higher", [1, 2, np.nan])}))
+    (row,) = metric_agreement(holed).to_dict("records")
+    assert row["n_methods"] == 2 and np.isnan(row["spearman_rho"])
+    # One metric: nothing to compare.
+    assert metric_agreement(aggregate(ranked({"x": ("higher", [1.0, 2.0, 3.0])}))).empty
+
+
+def test_markdown_and_json_hold_the_metric_agreement():
+    board = aggregate(ranked({"up": ("higher", [1.0, 2.0, 3.0]), "dn": ("lower", [1.0, 2, 3])}))
+    text = render(board, "md", title="ranked")
+    heading = "## ae (mnist_5k, example importance, 1 seed): do the metrics rank methods alike?"
+    assert heading in text
+    # After the block's own tables.
+    assert text.index("## ae (mnist_5k, example importance, 1 seed): time") < text.index(heading)
+    section = text.split(heading)[1]
+    assert "| dn " in section and "| up " in section and "-1" in section
+    document = json.loads(render(board, "json", title="ranked"))
+    (row,) = document["metric_agreement"]
+    assert (row["metric_a"], row["metric_b"], row["n_methods"]) == ("dn", "up", 3)
+    assert row["spearman_rho"] == pytest.approx(-1.0)
+    # No section (and no note about it) where no block has two metrics.
+    single = aggregate(ranked({"up": ("higher", [1.0, 2.0, 3.0])}))
+    assert "rank methods alike" not in render(single, "md", title="ranked")
+    assert json.loads(render(single, "json", title="ranked"))["metric_agreement"] == []
 
 
 def test_the_readme_excerpts_are_the_committed_leaderboards(tmp_path):

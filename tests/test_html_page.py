@@ -276,6 +276,29 @@ def test_agreement_across_methods_never_mixes_feature_and_example_methods(board)
             assert names <= set(FEATURE_METHODS) or names <= set(EXAMPLE_METHODS), names
 
 
+def test_metric_agreement_is_one_small_table_per_model_and_kind(board):
+    tables = [
+        t
+        for t in _Tables(render_page(board, "t")).tables
+        if "metric-agreement" in t["attrs"].get("class", "")
+    ]
+    shown = [(t["attrs"]["data-model"], t["attrs"]["data-kind"]) for t in tables]
+    assert sorted(shown) == sorted(itertools.product(MODELS, ("feature", "example")))
+    for table in tables:
+        metrics = FEATURE_METRICS if table["attrs"]["data-kind"] == "feature" else EXAMPLE_METRICS
+        assert len(table["tbody"]) == len(metrics) * (len(metrics) - 1) // 2
+        names = [cell[2] for cell in table["thead"][0]]
+        assert names == ["metric a", "metric b", "methods", "Spearman ρ", "Kendall τ"]
+        methods = FEATURE_METHODS if table["attrs"]["data-kind"] == "feature" else EXAMPLE_METHODS
+        for row in table["tbody"]:
+            assert row[2][2] == str(len(methods))
+            for cell in row[3:]:
+                assert -1 <= float(cell[1]["data-sort"]) <= 1 and "background" in cell[1]["style"]
+    # One metric per block: nothing to compare, no section.
+    one_metric = board[board["metric"].isin(["complexity", "similarity_rate"])]
+    assert "metric-agreement" not in render_page(one_metric, "t")
+
+
 class _Tags(HTMLParser):
     def __init__(self, text: str):
         super().__init__()
@@ -369,8 +392,9 @@ def page_file(board, tmp_path_factory) -> Path:
 def test_at_1400_px_every_table_shows_unclipped_and_no_value_wraps(chromium, page_file):
     measured = browser.layout(page_file, width=1400)
     tables = measured["tables"]
-    # 6 leaderboards, 2 heat maps across models, 6 across methods, 1 trend table.
-    assert len(tables) == 15
+    # 6 leaderboards, 6 metric agreements, 2 heat maps across models, 6 across methods, 1
+    # trend table.
+    assert len(tables) == 21
     for table in tables:
         assert table["visible"] and not table["clipped"], table
         assert table["wrapped_cells"] == 0, (table, measured["wrapped_cells"])

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
 from suite_runs import run
 
 from lfxbench.batching import in_batches
+
+DATA = Path(__file__).parent / "data"
 
 
 def test_out_of_memory_halves_the_batch_and_gives_the_same_result():
@@ -36,10 +41,15 @@ def test_out_of_memory_at_one_example_is_raised():
 
 
 @pytest.mark.slow
-def test_ray_executor_gives_the_local_results_table(tiny_suite, tmp_path, monkeypatch):
+# the tiny suite, and one whose subset models are retrained ahead of the cells
+@pytest.mark.parametrize("name", ["tiny", "ground_truth_toy"])
+def test_ray_executor_gives_the_local_results_table(name, tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'lfxbench[ray]'")
     import ray
 
+    plugin = {"tiny": "user_plugin.py", "ground_truth_toy": "ground_truth_toy.py"}[name]
+    for file in (f"{name}.yaml", plugin):
+        shutil.copy(DATA / file, tmp_path / file)
     monkeypatch.chdir(tmp_path)  # workers import from the driver's folder: not a source tree
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -47,8 +57,8 @@ def test_ray_executor_gives_the_local_results_table(tiny_suite, tmp_path, monkey
         tables = {}
         for executor in ("local", "ray"):
             out = tmp_path / executor
-            assert run(tiny_suite, out, "--executor", executor) == 0
-            tables[executor] = pd.read_csv(out / "runs" / "tiny" / "results.csv")
+            assert run(tmp_path / f"{name}.yaml", out, "--executor", executor) == 0
+            tables[executor] = pd.read_csv(out / "runs" / name / "results.csv")
     finally:
         ray.shutdown()
     local, distributed = tables["local"], tables["ray"]

@@ -9,8 +9,9 @@ same for every member, so one scheduler serves them all; ``drop_last`` leaves ou
 positions of each member's own order. Every member keeps its own split, data order, early
 stopping and checkpoints, so for a deterministic objective the result is sequential
 training's, up to float reassociation in the batched kernels (a test checks it). Stochastic
-objectives (denoising, inpainting, contrastive views) draw their noise inside vmap:
-statistically the same, not the same draws as a sequential run.
+objectives (denoising, inpainting, contrastive views) draw their noise inside vmap: for
+several seeds statistically the same, not the same draws as a sequential run; for members
+of one seed (models on subsets of a training set) the very draws of a sequential run.
 
 On the CPU stacking pays only under ``lfxbench.timing.steady_allocator`` (the runner sets
 it): stacked activations are members × as large, and glibc by default maps every
@@ -79,7 +80,12 @@ def train_side_by_side(
     def member_loss(p, b, x, y):
         return functional_call(template, (p, b), (x, y))
 
-    losses = vmap(member_loss, randomness="different")
+    # One seed for every member (models on subsets of one training set): one random stream,
+    # drawn as `train_model` draws it, each draw the same for every member. Each member then
+    # trains exactly as `train_model` would on its examples, stochastic objectives included,
+    # whatever else is in the stack. Several seeds: each its own draws ("different").
+    common_stream = len(set(seeds)) == 1
+    losses = vmap(member_loss, randomness="same" if common_stream else "different")
     if examples is None:
         examples = torch.arange(len(inputs)).expand(n_members, -1)
     if examples.dim() != 2 or len(examples) != n_members:
@@ -92,11 +98,12 @@ def train_side_by_side(
     train_rows = torch.stack([examples[m, train] for m, (train, _) in enumerate(splits)])
     val_rows = torch.stack([examples[m, val] for m, (_, val) in enumerate(splits)])
     train_rows, val_rows = train_rows.to(device), val_rows.to(device)
-    # Each member's data order comes from its own stream, as `train_model` draws it.
-    rng_states = []
-    for seed in seeds:
+    rng_states = []  # each member's own stream of data orders, as `train_model` draws it
+    for seed in [] if common_stream else seeds:
         torch.manual_seed(seed)
         rng_states.append(torch.get_rng_state())
+    if common_stream:
+        torch.manual_seed(seeds[0])
 
     optimizer = make_optimizer(params.values(), recipe)  # updates the stacked leaves
     n_train = train_rows.shape[1]
@@ -111,12 +118,15 @@ def train_side_by_side(
     members = torch.arange(n_members, device=device)
     for epoch in range(1, recipe.epochs + 1):
         template.train()
-        permutations = []
-        for m in range(n_members):
-            torch.set_rng_state(rng_states[m])
-            permutations.append(torch.randperm(n_train).to(device))
-            rng_states[m] = torch.get_rng_state()
-        order = torch.stack(permutations)
+        if common_stream:
+            order = torch.randperm(n_train).to(device).expand(n_members, -1)
+        else:
+            permutations = []
+            for m in range(n_members):
+                torch.set_rng_state(rng_states[m])
+                permutations.append(torch.randperm(n_train).to(device))
+                rng_states[m] = torch.get_rng_state()
+            order = torch.stack(permutations)
         step_lrs = []
         for start in starts:
             rows = train_rows[members[:, None], order[:, start : start + recipe.batch_size]]

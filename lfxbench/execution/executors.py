@@ -1,10 +1,12 @@
 """Where a runner's pending cells run: ``run_locally`` (in this process) or ``run_on_ray``
 (the CLI picks one by name from ``EXECUTORS``).
 
-Ray fans the cells out: one task per model training, per explanation group
-and per pairwise comparison, in three waves (a group needs its model, a pair both
-explanations). Workers share the cache and run directories, which every write reaches
-atomically, and return nothing: the driver reads the finished cells as a local run does.
+Ray fans the cells out: one task per model training, per model and seed whose subset
+models are retrained ahead of its cells (``Runner.retrain_ahead``), per explanation group
+and per pairwise comparison, in four waves (a group needs its model and its retrained
+subset models, a pair both explanations). Workers share the cache and run directories,
+which every write reaches atomically, and return nothing: the driver reads the finished
+cells as a local run does.
 
 ``RAY_ADDRESS`` (or ``ray start`` on the machine) selects a cluster; without it Ray starts
 a local instance. A task asks for one GPU when the suite runs on CUDA, else as many cores
@@ -69,6 +71,11 @@ def _train(spec: WorkerSpec, cell_key: str) -> None:
     runner.models.get(cells[cell_key])
 
 
+def _retrain_ahead(spec: WorkerSpec, cell_keys: list[str]) -> None:
+    runner, cells = _worker(spec)
+    runner.retrain_ahead([cells[key] for key in cell_keys])
+
+
 def _group(spec: WorkerSpec, cell_keys: list[str]) -> None:
     runner, cells = _worker(spec)
     runner.run_group([cells[key] for key in cell_keys])
@@ -83,6 +90,8 @@ def run_locally(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell])
     """Every pending group, then every pair, in this process."""
     total = sum(map(len, groups)) + len(pairs)
     with progress.showing(total, runner.suite.name, runner.progress):
+        for batch in runner.retraining_batches(groups):
+            runner.retrain_ahead(batch)
         for group in groups:
             runner.run_group(group)
         for pair in pairs:
@@ -120,7 +129,9 @@ def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) 
     # On the CPU, as many cores as the threads a task uses: tasks never oversubscribe a node.
     on_gpu = runner.device.type == "cuda"
     resources = {"num_gpus": 1} if on_gpu else {"num_cpus": spec.num_threads}
-    train, group, pair = (ray.remote(**resources)(task) for task in (_train, _group, _pair))
+    train, retrain_ahead, group, pair = (
+        ray.remote(**resources)(task) for task in (_train, _retrain_ahead, _group, _pair)
+    )
 
     models = {}
     for cell in [g[0] for g in groups] + [c for p in pairs for c in (p.first, p.second)]:
@@ -129,6 +140,9 @@ def run_on_ray(runner: Runner, groups: list[list[Cell]], pairs: list[PairCell]) 
     with progress.showing(total, f"{runner.suite.name} (ray)", runner.progress):
         progress.stage(f"training {len(models)} models")
         _wait(ray, {train.remote(spec, cell.key): (0, "") for cell in models.values()})
+        batches = runner.retraining_batches(groups)
+        progress.stage(f"retraining subset models of {len(batches)} model seeds")
+        _wait(ray, {retrain_ahead.remote(spec, [c.key for c in b]): (0, "") for b in batches})
         progress.stage(f"explaining in {len(groups)} groups")
         _wait(
             ray,

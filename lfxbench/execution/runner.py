@@ -27,7 +27,7 @@ from lfxbench.environment import device_name, resolve_device, seed_everything, v
 from lfxbench.errors import LfxbenchError
 from lfxbench.execution import progress
 from lfxbench.execution.explainers import Explained, Explainers
-from lfxbench.execution.subset_models import SubsetModels
+from lfxbench.execution.subset_models import RetrainingTime, SubsetModels
 from lfxbench.execution.trained_models import TrainedModels
 from lfxbench.metrics.base import EvaluationContext, MetricResult
 from lfxbench.registry import DATASETS, METRICS
@@ -138,18 +138,18 @@ class Runner:
                 cell, explained.trained, inputs, encoder, labels
             ),
             masks=self.explained_masks(cell),
-            subset_outputs=lambda spec: self.subsets.shared(cell, explained, spec),
-            retrain_subsets=lambda keep, tag: self.subsets.retrain(cell, explained, keep, tag),
+            subset_outputs=lambda wanted: self.subsets.outputs(cell, explained, wanted, retrained),
         )
+        retrained = RetrainingTime()
         seed_everything(cell.seed)
-        shared_before = self.subsets.shared_seconds
         with stopwatch(self.device) as elapsed:
             result = metric(context)
-        # Retraining that every method shares is charged to none of them.
-        shared = self.subsets.shared_seconds - shared_before
+        # The cell pays for the models retrained for it, wherever and whenever they were
+        # trained; retraining that every method shares is charged to none of them.
+        seconds = elapsed.seconds - retrained.in_call + retrained.own
         n_examples = len(explained.inputs)
-        return self.record(cell, result, metric.direction, elapsed.seconds - shared) | {
-            "shared_retraining_seconds": shared,
+        return self.record(cell, result, metric.direction, seconds) | {
+            "shared_retraining_seconds": retrained.shared,
             "n_examples": n_examples,
             "training_seconds": explained.trained.seconds,
             "training_epochs": explained.trained.log["epochs_run"],
@@ -275,6 +275,26 @@ class Runner:
                 "recompute it."
             )
         return record
+
+    def retraining_batches(self, groups: list[list[Cell]]) -> list[list[Cell]]:
+        """The pending cells whose metric retrains without training examples, one list per
+        model and seed (``retrain_ahead``'s unit of work)."""
+        batches: dict[tuple[str, int], list[Cell]] = {}
+        for cell in itertools.chain.from_iterable(groups):
+            if METRICS.get(cell.metric.name).needs_whole_training_set:
+                batches.setdefault((cell.model.id, cell.seed), []).append(cell)
+        return list(batches.values())
+
+    def retrain_ahead(self, cells: list[Cell]) -> None:
+        """Train the subset models ``cells`` (one model and seed) will ask for, those of
+        every method side by side, before the cells run and read them from the cache."""
+        wanted = []
+        for cell in cells:
+            explained = self.explainers.explain(cell)
+            metric = METRICS.get(cell.metric.name)(**cell.metric.params)
+            asks = metric.subsets_to_retrain(explained.attributions)
+            wanted += [(cell, explained, subsets) for subsets in asks]
+        self.subsets.train_ahead(wanted)
 
     def run_group(self, group: list[Cell]) -> None:
         """One explanation and every metric of it; each finished cell written at once."""

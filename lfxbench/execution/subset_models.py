@@ -7,22 +7,27 @@ training examples?":
 
 * random subsets drawn from a ``SubsetSpec`` (LDS, the random reference of
   ``retrain_without_top``): they do not depend on the method, so they are keyed without it
-  (``Cell.subset_models_key``), trained by the first cell that asks and read from the cache
-  by every other method of the model and seed;
-* subsets a metric chooses from the method's scores (``retrain_without_top``): keyed by
-  the cell, as ROAR's retrained models (``Cell.retrained_subsets_key``).
+  (``Cell.subset_models_key``) and trained once for every method of the model and seed;
+* subsets a metric chooses from the method's scores (``ChosenSubsets``, as
+  ``retrain_without_top``'s): keyed by the cell, as ROAR's retrained models
+  (``Cell.retrained_subsets_key``).
 
 Each subset model is a fresh model of the zoo entry, initialised with the cell's seed (the
-full model's initial weights) and trained with the model's recipe on its subset, as
+full model's initial weights) and trained with the model's recipe on its subset exactly as
 ``train_model`` would train it on that subset alone (its own validation split and early
-stopping drawn from the subset), so the models differ by their data and nothing else. The
-subsets of one call have equal sizes, which lets them train as one stacked model
+stopping drawn from the subset, the seed's random stream), so the models differ by their
+data and nothing else. Models on subsets of one size train as one stacked model
 (``ensemble.train_side_by_side`` with per-member example indices), at most
-``MEMBERS_PER_STACK`` at a time; a model that cannot be stacked (``ZooModel.stackable``)
-trains its subsets one after another.
+``MEMBERS_PER_STACK`` at a time, whatever cell asked for them: ``train_ahead`` gathers the
+subsets every method of a model and seed will ask for and trains them in one pass before
+their cells run. A model that cannot be stacked (``ZooModel.stackable``) trains its
+subsets one after another.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import torch
 
@@ -37,13 +42,43 @@ from lfxbench.execution.trained_models import TrainedModels
 from lfxbench.execution.training import train_model
 from lfxbench.models.base import ZooModel
 from lfxbench.registry import MODELS
-from lfxbench.subsets import SubsetOutputs, SubsetSpec, draw_subsets, subset_outputs_problem
+from lfxbench.subsets import (
+    SubsetOutputs,
+    SubsetSpec,
+    WantedSubsets,
+    draw_subsets,
+    subset_outputs_problem,
+)
 from lfxbench.timing import stopwatch
 
-# Members of one stacked model: their activations are members x as large; part of the key,
-# because a stochastic objective's noise is drawn per stack.
+# Members of one stacked model at most (their activations are members x as large).
 MEMBERS_PER_STACK = 32
 CACHE_KIND = "subsets"
+
+
+@dataclass
+class RetrainingTime:
+    """The subset models one cell's metric read, by who pays for them: ``shared``, the
+    training time of random subsets every method shares (charged to none); ``own``, that of
+    the subsets chosen for the cell (its metric time); ``in_call``, training done while the
+    metric ran (already inside its measured time)."""
+
+    shared: float = 0.0
+    own: float = 0.0
+    in_call: float = 0.0
+
+
+@dataclass
+class _Wanted:
+    """One ask for subset models, resolved: the cell and its explanation, the subsets, the
+    cache key and how the progress display names them."""
+
+    cell: Cell
+    explained: Explained
+    keep: torch.Tensor
+    key: str
+    shared: bool
+    named: str
 
 
 class SubsetModels:
@@ -52,33 +87,42 @@ class SubsetModels:
     def __init__(self, models: TrainedModels):
         self.models, self.cache, self.device = models, models.cache, models.device
         self.suite = models.suite
-        # Training time spent on subsets every method shares: the runner charges it to no
-        # method's metric time (it would fall on whichever method came first).
-        self.shared_seconds = 0.0
 
-    def shared(self, cell: Cell, explained: Explained, spec: SubsetSpec) -> SubsetOutputs:
-        """Models on the random subsets ``spec`` draws, shared by every method."""
-        n_train = self._whole_training_set(cell, explained)
-        keep = draw_subsets(n_train, spec, cell.seed)
-        key = cell.subset_models_key(
-            self.models.data_of(cell), spec.config() | {"stack": MEMBERS_PER_STACK}
-        )
-        outputs = self._outputs(cell, explained, keep, key, f"{spec.n_subsets} random subsets")
-        self.shared_seconds += outputs.seconds
+    def outputs(
+        self, cell: Cell, explained: Explained, wanted: WantedSubsets, time: RetrainingTime
+    ) -> SubsetOutputs:
+        """The outputs of the models on ``wanted``, cached or trained now; their training
+        time is added to ``time``."""
+        resolved = self._resolve(cell, explained, wanted)
+        outputs = self._cached(resolved)
+        if outputs is None:
+            (outputs,) = self._train([resolved])
+            time.in_call += outputs.seconds
+        if resolved.shared:
+            time.shared += outputs.seconds
+        else:
+            time.own += outputs.seconds
         return outputs
 
-    def retrain(
-        self, cell: Cell, explained: Explained, keep: torch.Tensor, tag: str
-    ) -> SubsetOutputs:
-        """Models on the subsets ``keep`` (bool ``[K, n_train]``) a metric chose for this
-        cell, cached under its ``tag`` (and checked against ``keep`` when read back)."""
-        n_train = self._whole_training_set(cell, explained)
-        if keep.dim() != 2 or keep.shape[1] != n_train or keep.dtype != torch.bool:
-            raise ValueError(f"keep: a bool mask [K, {n_train}], got {tuple(keep.shape)}")
-        key = cell.retrained_subsets_key(self.models.data_of(cell), tag)
-        return self._outputs(cell, explained, keep.cpu(), key, tag)
+    def train_ahead(self, wanted: list[tuple[Cell, Explained, WantedSubsets]]) -> None:
+        """Train every model asked for in ``wanted`` (the cells of one model and seed) that
+        the cache lacks, those of one subset size stacked together, so that the cells then
+        read them from the cache. Random subsets several cells want train once."""
+        todo: dict[str, _Wanted] = {}
+        for cell, explained, subsets in wanted:
+            resolved = self._resolve(cell, explained, subsets)
+            if resolved.key not in todo and self._cached(resolved) is None:
+                todo[resolved.key] = resolved
+        by_size: dict[tuple[str, int, int], list[_Wanted]] = {}
+        for resolved in todo.values():
+            size = int(resolved.keep[0].sum())
+            by_size.setdefault((resolved.cell.model.id, resolved.cell.seed, size), []).append(
+                resolved
+            )
+        for group in by_size.values():
+            self._train(group)
 
-    def _whole_training_set(self, cell: Cell, explained: Explained) -> int:
+    def _resolve(self, cell: Cell, explained: Explained, wanted: WantedSubsets) -> _Wanted:
         n_train = len(self.models.dataset(cell.model.dataset).train_labels)
         corpus = explained.corpus_labels
         if corpus is None or len(corpus) != n_train:  # validation refuses such suites
@@ -86,59 +130,88 @@ class SubsetModels:
                 f"{cell.metric.id}: retraining without corpus examples needs the corpus to be "
                 f"the whole training set of model {cell.model.id!r} (examples.n_corpus: null)"
             )
-        return n_train
+        data = self.models.data_of(cell)
+        if isinstance(wanted, SubsetSpec):
+            keep = draw_subsets(n_train, wanted, cell.seed)
+            key = cell.subset_models_key(data, wanted.config())
+            return _Wanted(cell, explained, keep, key, True, f"{wanted.n_subsets} random subsets")
+        keep = wanted.keep
+        if keep.dim() != 2 or keep.shape[1] != n_train or keep.dtype != torch.bool:
+            raise ValueError(f"keep: a bool mask [K, {n_train}], got {tuple(keep.shape)}")
+        if len(keep.sum(dim=1).unique()) != 1:
+            raise ValueError(f"subsets of one ask must have one size, got {keep.sum(dim=1)}")
+        key = cell.retrained_subsets_key(data, wanted.tag)
+        return _Wanted(cell, explained, keep.cpu(), key, False, f"{wanted.tag} ({cell.method.id})")
 
-    def _outputs(
-        self, cell: Cell, explained: Explained, keep: torch.Tensor, key: str, named: str
-    ) -> SubsetOutputs:
-        n_test = len(explained.inputs)
+    def _cached(self, wanted: _Wanted) -> SubsetOutputs | None:
+        n_test = len(wanted.explained.inputs)
         cached = self.cache.load(
-            CACHE_KIND, key, lambda found: subset_outputs_problem(found, keep, n_test)
+            CACHE_KIND, wanted.key, lambda found: subset_outputs_problem(found, wanted.keep, n_test)
         )
-        if cached is not None:
-            return SubsetOutputs(
-                keep=cached["keep"],
-                loss=cached["loss"].to(self.device),
-                latent_cosine=cached["latent_cosine"].to(self.device),
-                reference_loss=cached["reference_loss"].to(self.device),
-                seconds=0.0,
-            )
-        sizes = keep.sum(dim=1).unique()
-        if len(sizes) != 1:
-            raise ValueError(f"subsets of one call must have one size, got {sizes.tolist()}")
-        rows = torch.stack([row.nonzero().squeeze(1) for row in keep])
-        losses, cosines = [], []
-        reference = explained.trained.model.eval()
-        reference_loss = self.test_loss(cell, reference, explained)
-        reference_latent = self.latents(reference, explained)
+        if cached is None:
+            return None
+        return SubsetOutputs(
+            keep=cached["keep"],
+            loss=cached["loss"].to(self.device),
+            latent_cosine=cached["latent_cosine"].to(self.device),
+            reference_loss=cached["reference_loss"].to(self.device),
+            seconds=float(cached["seconds"]),
+        )
+
+    def _train(self, group: list[_Wanted]) -> list[SubsetOutputs]:
+        """The models of every ask of ``group`` (one model, seed and subset size), trained
+        in stacks of up to ``MEMBERS_PER_STACK`` across asks and cached per ask; each
+        model's training time is its stack's over the stack's size."""
+        cell = group[0].cell
+        owners = [index for index, wanted in enumerate(group) for _ in wanted.keep]
+        # Each row's kept positions, in order (equal counts: `nonzero` is row-major).
+        rows = torch.cat([w.keep.nonzero()[:, 1].view(len(w.keep), -1) for w in group])
+        losses: list[list[torch.Tensor]] = [[] for _ in group]
+        cosines: list[list[torch.Tensor]] = [[] for _ in group]
+        seconds = [0.0] * len(group)
+        references = [self._reference(wanted) for wanted in group]
+        n_stacks = math.ceil(len(rows) / MEMBERS_PER_STACK)
+        stack_size = math.ceil(len(rows) / n_stacks)  # stacks of even sizes
+        named = group[0].named if len(group) == 1 else f"{len(group)} sets of subsets"
         progress.stage(
-            f"retraining {cell.model.id} seed {cell.seed} on {named}", len(keep), "models"
+            f"retraining {cell.model.id} seed {cell.seed} on {named}", len(rows), "models"
         )
-        with stopwatch(self.device) as elapsed:
-            for start in range(0, len(keep), MEMBERS_PER_STACK):
-                chunk = rows[start : start + MEMBERS_PER_STACK]
-                # Every member starts from the full model's initial weights, so that the
-                # models differ by their training examples only. Training needs gradients
-                # even where the calling metric runs without them.
-                with seeded(cell.seed), torch.enable_grad():
-                    members = [self.models.new_model(cell) for _ in chunk]
-                    self._train(cell, members, chunk)
-                for model in members:
-                    losses.append(self.test_loss(cell, model, explained))
-                    latent = self.latents(model, explained)
-                    cosines.append(torch.cosine_similarity(latent, reference_latent, dim=1))
-                    progress.step()
-        outputs = SubsetOutputs(
-            keep=keep,
-            loss=torch.stack(losses),
-            latent_cosine=torch.stack(cosines),
-            reference_loss=reference_loss,
-            seconds=elapsed.seconds,
-        )
-        self.cache.save(CACHE_KIND, key, outputs.payload())
+        for start in range(0, len(rows), stack_size):
+            chunk = rows[start : start + stack_size]
+            # Every member starts from the full model's initial weights, so that the models
+            # differ by their training examples only. Training needs gradients even where
+            # the calling metric runs without them.
+            with stopwatch(self.device) as elapsed, seeded(cell.seed), torch.enable_grad():
+                members = [self.models.new_model(cell) for _ in chunk]
+                self._train_members(cell, members, chunk)
+            for offset, model in enumerate(members):
+                owner = owners[start + offset]
+                wanted, reference_latent = group[owner], references[owner][1]
+                losses[owner].append(self.test_loss(wanted.cell, model, wanted.explained))
+                latent = self.latents(model, wanted.explained)
+                cosines[owner].append(torch.cosine_similarity(latent, reference_latent, dim=1))
+                seconds[owner] += elapsed.seconds / len(chunk)
+                progress.step()
+        outputs = []
+        for index, wanted in enumerate(group):
+            result = SubsetOutputs(
+                keep=wanted.keep,
+                loss=torch.stack(losses[index]),
+                latent_cosine=torch.stack(cosines[index]),
+                reference_loss=references[index][0],
+                seconds=seconds[index],
+            )
+            self.cache.save(CACHE_KIND, wanted.key, result.payload())
+            outputs.append(result)
         return outputs
 
-    def _train(self, cell: Cell, members: list[ZooModel], rows: torch.Tensor) -> None:
+    def _reference(self, wanted: _Wanted) -> tuple[torch.Tensor, torch.Tensor]:
+        """The full model's loss and latents on the ask's explained examples."""
+        reference = wanted.explained.trained.model.eval()
+        loss = self.test_loss(wanted.cell, reference, wanted.explained)
+        return loss, self.latents(reference, wanted.explained)
+
+    def _train_members(self, cell: Cell, members: list[ZooModel], rows: torch.Tensor) -> None:
         """``members[m]`` trained on the training examples ``rows[m]``: stacked where the
         architecture allows, else one by one (the same models, up to float noise)."""
         data, recipe = self.models.dataset(cell.model.dataset), cell.model.recipe

@@ -17,7 +17,7 @@ from typing import Literal
 import pandas as pd
 
 from lfxbench.report.html_format import interval, words
-from lfxbench.report.leaderboard import ARROWS, pair_tables
+from lfxbench.report.leaderboard import ARROWS, BLOCK, metric_agreement, pair_tables
 
 Format = Literal["md", "csv", "html", "latex", "json"]
 FORMATS: tuple[Format, ...] = ("md", "csv", "html", "latex", "json")
@@ -28,6 +28,12 @@ RANK_NOTE = (
     "signed-rank tests, Holm-corrected within each model and metric, α = 0.05): methods "
     "whose difference is not significant share a rank."
 )
+AGREEMENT_NOTE = (
+    "Metric agreement: Spearman's ρ and Kendall's τ between the methods' means under two "
+    "metrics, each signed so that higher is better (1: the same order of methods, −1: the "
+    "reverse)."
+)
+AGREEMENT_HEADING = "do the metrics rank methods alike?"
 
 
 def number(value: float, digits: int = 4) -> str:
@@ -116,15 +122,35 @@ def markdown_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def _agreement_tables(board: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
+    """`metric_agreement` by (model, dataset, method kind), the pairs of metrics as rows."""
+    agreement = metric_agreement(board)
+    tables = {}
+    for block, part in agreement.groupby(BLOCK, sort=False):
+        table = part.drop(columns=BLOCK).reset_index(drop=True)
+        for column in ("spearman_rho", "kendall_tau"):
+            table[column] = table[column].map(lambda value: number(value, 3))
+        tables[block] = table
+    return tables
+
+
 def _markdown(board: pd.DataFrame, title: str, trend_table: pd.DataFrame | None) -> str:
     parts = [f"# {title}\n"] if title else []
+    agreement = _agreement_tables(board)
     note = (
         "Mean ± std over seeds; ↑ higher is better, ↓ lower is better; "
         f"{RANK_NOTE} 95 % confidence intervals are in leaderboard.csv, .html and .tex. "
         "Times are per cell (metric) and per example (attribution)."
+        + (f" {AGREEMENT_NOTE}" if agreement else "")
     )
     parts.append(textwrap.fill(note, MARKDOWN_WIDTH) + "\n")
-    sections = markdown_tables(board) | pair_tables(board)
+    sections = {}
+    for (model, dataset, kind), part in single_blocks(board).items():
+        sections |= markdown_tables(part)
+        if (model, dataset, kind) in agreement:
+            heading = f"{_heading(model, dataset, kind, part)}: {AGREEMENT_HEADING}"
+            sections[heading] = agreement[model, dataset, kind]
+    sections |= pair_tables(board)
     if trend_table is not None and not trend_table.empty:
         for parameter, part in trend_table.groupby("parameter", sort=False):
             sections[f"trends with {parameter} (Spearman over models and seeds)"] = part.drop(
@@ -204,6 +230,7 @@ def _json(board: pd.DataFrame, title: str, trend_table: pd.DataFrame | None) -> 
         "ranks": RANK_NOTE,
         "rows": records(board),
         "trends": [] if trend_table is None or trend_table.empty else records(trend_table),
+        "metric_agreement": records(metric_agreement(board)),
     }
     return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
 

@@ -1,6 +1,6 @@
 """The agreement heat maps of the HTML report: across models (a methods × model-pairs table,
 or a triangle per method when there are many pairs) and across methods (a triangle per model
-and kind of method)."""
+and kind of method); and how alike the metrics rank the methods."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from lfxbench.report.html_format import e, finite, kinds, num, sort_key, value_html, words
+from lfxbench.report.leaderboard import BLOCK
 
 # Up to this many model pairs, agreement across models is one table methods × pairs (a
 # column per pair reads at a glance); with more, a triangle per method is more compact.
@@ -176,3 +177,47 @@ def _across_methods(part: pd.DataFrame, kind_of: dict[tuple[str, str], str], sca
             cells = {(r["method"], r["method_b"]): r for r in block}
             blocks.append(_triangle(f"{model}, {kind} methods", kind, cells, order, scale))
     return f'<div class="matrices">{"".join(blocks)}</div>'
+
+
+def metric_agreement_section(agreement: pd.DataFrame) -> str:
+    """How alike the metrics of each model and kind rank the methods (`metric_agreement`):
+    one small sortable table per block."""
+    scale = Scale([-1, 1])
+    legend = (
+        '<p class="legend">Do two metrics rank the methods alike? Spearman’s ρ and Kendall’s τ '
+        "between the methods’ means, each metric signed so that higher is better: 1 is the same "
+        f"order of methods, −1 the reverse. {scale.legend()}</p>"
+    )
+    # (header, numeric): a numeric column sorts highest first on the first click.
+    columns = [("metric a", False), ("metric b", False), ("methods", True)]
+    columns += [("Spearman ρ", True), ("Kendall τ", True)]
+    head = "".join(
+        f'<th class="num sortable" data-col="{i}" data-first="desc">{e(text)}</th>'
+        if numeric
+        else f'<th class="sortable" data-col="{i}">{e(text)}</th>'
+        for i, (text, numeric) in enumerate(columns)
+    )
+    tables = []
+    for (model, dataset, kind), part in agreement.groupby(BLOCK, sort=False):
+        rows = []
+        for record in part.to_dict("records"):
+            cells = [
+                f'<td class="name" data-sort="{e(record[name])}">{e(words(record[name]))}</td>'
+                for name in ("metric_a", "metric_b")
+            ]
+            cells.append(f'<td class="num">{int(record["n_methods"])}</td>')
+            cells += [
+                f'<td class="num" style="{scale.style(record[name])}" '
+                f'data-sort="{sort_key(record[name])}">{num(record[name], 3)}</td>'
+                for name in ("spearman_rho", "kendall_tau")
+            ]
+            rows.append(f"<tr>{''.join(cells)}</tr>")
+        label = f"{model}, {kind} methods"
+        tables.append(
+            f'<div><h4>{e(label)} <span class="sub">{e(dataset)}</span></h4>'
+            f'<div class="scroll"><table class="metric-agreement sortable" '
+            f'aria-label="{e(label)}: metric agreement" data-model="{e(model)}" '
+            f'data-kind="{e(kind)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div></div>"
+        )
+    return f'{legend}<div class="matrices">{"".join(tables)}</div>'

@@ -1,4 +1,5 @@
-"""One self-contained HTML leaderboard page: tables, agreement heat maps, trends, figures.
+"""One self-contained HTML leaderboard page: tables, metric rank agreement, agreement heat
+maps, trends, figures.
 
 Everything the page needs is inline (CSS, a few lines of JS, figures as ``data:`` PNGs), so
 the file can be mailed, archived or opened from a CI artefact without a network.
@@ -17,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.report.html_agreement import Scale, agreement_section
+from lfxbench.report.html_agreement import Scale, agreement_section, metric_agreement_section
 from lfxbench.report.html_format import e, finite, kinds, num, sort_key, value_html, words
+from lfxbench.report.leaderboard import metric_agreement
 
 ARROWS = {"higher": "↑", "lower": "↓"}
 
@@ -39,8 +41,9 @@ def render_page(
 ) -> str:
     """The leaderboard ``board`` (as `leaderboard.aggregate` makes it) as one HTML page.
 
-    A table per model and kind of method (quality columns, then time), agreement rows as
-    heat maps, the trend table if given and the PNGs of ``figures`` (other files skipped).
+    A table per model and kind of method (quality columns, then time), how alike its
+    metrics rank the methods, agreement rows as heat maps, the trend table if given and the
+    PNGs of ``figures`` (other files skipped).
     """
     board = _prepared(board)
     single = board[board["model_b"].eq("")]
@@ -48,6 +51,11 @@ def render_page(
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
     if not single.empty:
         sections.append(("leaderboard", "Leaderboard", _leaderboard_section(single)))
+    agreement = metric_agreement(board)
+    if not agreement.empty:
+        sections.append(
+            ("metric-agreement", "Metric agreement", metric_agreement_section(agreement))
+        )
     if not pairs.empty:
         sections.append(("agreement", "Agreement", agreement_section(board, pairs)))
     if trend_table is not None and not trend_table.empty:
@@ -243,7 +251,7 @@ def _leaderboard_table(part: pd.DataFrame) -> str:
     )
 
 
-# --- trends and figures ------------------------------------------------------------------
+# --- metric agreement, trends and figures -----------------------------------------------
 
 
 def _trend_section(trend_table: pd.DataFrame) -> str:

@@ -1,9 +1,11 @@
-"""From tidy results to a ranked leaderboard: aggregate over seeds, rank, trends (rendered
-by :mod:`lfxbench.report.formats`)."""
+"""From tidy results to a ranked leaderboard: aggregate over seeds, rank, trends, metric
+rank agreement (rendered by :mod:`lfxbench.report.formats`)."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,8 @@ from lfxbench.report.statistics import confidence_intervals, per_example_values
 
 KEYS = ["model", "dataset", "method", "metric", "model_b", "method_b"]
 ARROWS = {"higher": "↑", "lower": "↓"}
+BLOCK = ["model", "dataset", "method_kind"]  # the methods one leaderboard table compares
+AGREEMENT_COLUMNS = [*BLOCK, "metric_a", "metric_b", "n_methods", "spearman_rho", "kendall_tau"]
 
 
 def _ci95_halfwidth(values: pd.Series) -> float:
@@ -134,6 +138,43 @@ def pair_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
             heading = f"{metric} across {kind} methods: {model} ({seeds})"
             tables[heading] = matrix.reset_index()
     return tables
+
+
+def metric_agreement(board: pd.DataFrame) -> pd.DataFrame:
+    """How alike two metrics order the methods of one (model, dataset, method kind): per
+    pair of metrics (the board's order, each pair once), Spearman's rho and Kendall's tau
+    between the methods' means over the methods with a finite mean for both. Each metric is
+    signed so that higher is better (a "lower" metric negated): +1 is the same order of
+    merit, -1 the reverse. A block of fewer than 3 methods has no rows (an order of two
+    says little); NaN where fewer than 3 have both means, or a metric ties every method."""
+    rows = []
+    single = board[board["model_b"].eq("")]
+    for block, part in single.groupby(BLOCK, sort=False):
+        if part["method"].nunique() < 3:
+            continue
+        merit = part["mean"].where(part["direction"].ne("lower"), -part["mean"])
+        by_method = part.assign(merit=merit).pivot(index="method", columns="metric", values="merit")
+        for metric_a, metric_b in itertools.combinations(dict.fromkeys(part["metric"]), 2):
+            pair = by_method[[metric_a, metric_b]].astype(float)
+            pair = pair[np.isfinite(pair).all(axis=1)]
+            rho = tau = float("nan")
+            if len(pair) >= 3:
+                with warnings.catch_warnings():
+                    # A metric that ties every method orders none: NaN is the answer.
+                    warnings.simplefilter("ignore", stats.ConstantInputWarning)
+                    rho = float(stats.spearmanr(pair[metric_a], pair[metric_b]).statistic)
+                    tau = float(stats.kendalltau(pair[metric_a], pair[metric_b]).statistic)
+            rows.append(
+                dict(zip(BLOCK, block, strict=True))
+                | {
+                    "metric_a": metric_a,
+                    "metric_b": metric_b,
+                    "n_methods": len(pair),
+                    "spearman_rho": rho,
+                    "kendall_tau": tau,
+                }
+            )
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
 
 
 def trends(results: pd.DataFrame, parameters: list[str]) -> pd.DataFrame:

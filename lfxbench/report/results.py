@@ -5,6 +5,7 @@ runs/<suite>/
   results.csv           one row per measurement
   curves.csv            one row per curve point
   samples.csv           per-example values of the cells that have them
+  metric_agreement.csv  per model, dataset and kind: how alike each two metrics rank methods
   leaderboard.{md,csv,html,tex,json}
   figures/              PDF and PNG
   run.json              suite, environment, cell count
@@ -22,7 +23,7 @@ import pandas as pd
 from lfxbench.errors import LfxbenchError
 from lfxbench.report.figure_style import display_name, run_styles, save_figure
 from lfxbench.report.formats import FORMATS, render
-from lfxbench.report.leaderboard import aggregate, trends
+from lfxbench.report.leaderboard import aggregate, metric_agreement, trends
 from lfxbench.report.plots import plot_run
 from lfxbench.report.significance import critical_difference
 from lfxbench.storage import atomic_write_json, atomic_write_text
@@ -52,6 +53,10 @@ def write_run(
     if trend_table is not None:
         written["trends"] = run_dir / "trends.csv"
         atomic_write_text(written["trends"], _csv(trend_table))
+    agreement = metric_agreement(board)
+    if not agreement.empty:
+        written["metric_agreement"] = run_dir / "metric_agreement.csv"
+        atomic_write_text(written["metric_agreement"], _csv(agreement))
     figures = run_dir / "figures"
     paths = plot_run(tables, board, figures, suite.trends)
     colours = {method: style["color"] for method, style in run_styles(tables["results"]).items()}
