@@ -99,11 +99,12 @@ def train_side_by_side(
     val_rows = torch.stack([examples[m, val] for m, (_, val) in enumerate(splits)])
     train_rows, val_rows = train_rows.to(device), val_rows.to(device)
     rng_states = []  # each member's own stream of data orders, as `train_model` draws it
-    for seed in [] if common_stream else seeds:
-        torch.manual_seed(seed)
-        rng_states.append(torch.get_rng_state())
     if common_stream:
         torch.manual_seed(seeds[0])
+    else:
+        for seed in seeds:
+            torch.manual_seed(seed)
+            rng_states.append(torch.get_rng_state())
 
     optimizer = make_optimizer(params.values(), recipe)  # updates the stacked leaves
     n_train = train_rows.shape[1]

@@ -288,9 +288,11 @@ class Runner:
     def retrain_ahead(self, cells: list[Cell]) -> None:
         """Train the subset models ``cells`` (one model and seed) will ask for, those of
         every method side by side, before the cells run and read them from the cache."""
-        wanted = []
-        for cell in cells:
-            explained = self.explainers.explain(cell)
+        wanted, explanations = [], {}
+        for cell in cells:  # a method's explanation once, whatever number of metrics it has
+            if cell.attribution_key not in explanations:
+                explanations[cell.attribution_key] = self.explainers.explain(cell)
+            explained = explanations[cell.attribution_key]
             metric = METRICS.get(cell.metric.name)(**cell.metric.params)
             asks = metric.subsets_to_retrain(explained.attributions)
             wanted += [(cell, explained, subsets) for subsets in asks]

@@ -56,6 +56,12 @@ MEMBERS_PER_STACK = 32
 CACHE_KIND = "subsets"
 
 
+def stacks(n_models: int) -> list[slice]:
+    """``n_models`` subset models in stacks of even sizes, none above ``MEMBERS_PER_STACK``."""
+    size = math.ceil(n_models / math.ceil(n_models / MEMBERS_PER_STACK))
+    return [slice(start, start + size) for start in range(0, n_models, size)]
+
+
 @dataclass
 class RetrainingTime:
     """The subset models one cell's metric read, by who pays for them: ``shared``, the
@@ -170,14 +176,12 @@ class SubsetModels:
         cosines: list[list[torch.Tensor]] = [[] for _ in group]
         seconds = [0.0] * len(group)
         references = [self._reference(wanted) for wanted in group]
-        n_stacks = math.ceil(len(rows) / MEMBERS_PER_STACK)
-        stack_size = math.ceil(len(rows) / n_stacks)  # stacks of even sizes
         named = group[0].named if len(group) == 1 else f"{len(group)} sets of subsets"
         progress.stage(
             f"retraining {cell.model.id} seed {cell.seed} on {named}", len(rows), "models"
         )
-        for start in range(0, len(rows), stack_size):
-            chunk = rows[start : start + stack_size]
+        for stack in stacks(len(rows)):
+            chunk, start = rows[stack], stack.start
             # Every member starts from the full model's initial weights, so that the models
             # differ by their training examples only. Training needs gradients even where
             # the calling metric runs without them.

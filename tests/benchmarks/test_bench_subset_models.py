@@ -3,8 +3,8 @@ stacked, as the engine trains them, against one subset model after another.
 
 The workload is ``suites/ground_truth_smoke.yaml``'s: its model, recipe and training set,
 subsets of its two sizes (LDS's random halves, and the removal check's training set less
-10 %), each model started from the seed's initial weights; stacks of up to
-``MEMBERS_PER_STACK`` as ``SubsetModels`` trains them.
+10 %), each model started from the seed's initial weights; in the stacks ``SubsetModels``
+trains (``subset_models.stacks``).
 
 Not part of the default run:
     pytest -m benchmark --benchmark-enable tests/benchmarks/test_bench_subset_models.py
@@ -29,7 +29,7 @@ import torch
 from lfxbench.datasets.base import DatasetSplits
 from lfxbench.environment import seeded
 from lfxbench.execution.ensemble import train_side_by_side
-from lfxbench.execution.subset_models import MEMBERS_PER_STACK
+from lfxbench.execution.subset_models import stacks
 from lfxbench.execution.training import train_model
 from lfxbench.models.base import ZooModel
 from lfxbench.registry import DATASETS, MODELS
@@ -76,8 +76,8 @@ def sequential(rows: torch.Tensor) -> None:
 
 def stacked(rows: torch.Tensor) -> None:
     entry, data = workload()
-    for start in range(0, len(rows), MEMBERS_PER_STACK):
-        chunk = rows[start : start + MEMBERS_PER_STACK]
+    for stack in stacks(len(rows)):
+        chunk = rows[stack]
         members = fresh_models(entry, len(chunk))
         inputs, labels = data.train_inputs, data.train_labels
         train_side_by_side(members, inputs, labels, entry.recipe, [SEED] * len(chunk), CPU, chunk)
