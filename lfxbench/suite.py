@@ -26,7 +26,6 @@ from lfxbench.suite_checks import (
     corpus_not_training_set,
     masks_missing,
     retraining_impossible,
-    training_mismatch,
     unsafe_names,
 )
 from lfxbench.suite_yaml import check_document, field_path, read_suite_document
@@ -272,7 +271,17 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
                 )
             )
         if entry.name in MODELS:
-            objectives = MODELS.get(entry.name).objectives
+            zoo = MODELS.get(entry.name)
+            if entry.train and not zoo.has_loss:
+                problems.append(
+                    (
+                        f"{field}.train",
+                        f"{entry.name!r} has no training objective: set `train: false`",
+                    )
+                )
+            elif not entry.train and entry.checkpoint is None and not zoo.random_weights_allowed:
+                problems.append((field, "train: false needs a `checkpoint:` to load"))
+            objectives = zoo.objectives
             if entry.recipe.objective is None:
                 recipe = entry.recipe.model_copy(update={"objective": objectives[0]})
                 checked = checked.model_copy(update={"recipe": recipe})
@@ -295,9 +304,7 @@ def validate_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = No
     if not problems:
         for field, entries in (("models", models), ("methods", methods), ("metrics", metrics)):
             check_distinct_configs(problems, field, entries)
-        problems.extend(
-            masks_missing(suite) + retraining_impossible(suite) + training_mismatch(suite)
-        )
+        problems.extend(masks_missing(suite) + retraining_impossible(suite))
         problems.extend(corpus_not_training_set(suite))
         method_kinds = {METHODS.get(entry.name).explains for entry in methods}
         for index, entry in enumerate(metrics):

@@ -158,24 +158,6 @@ def retraining_impossible(suite: Suite) -> list[tuple[str, str]]:
     return problems
 
 
-def training_mismatch(suite: Suite) -> list[tuple[str, str]]:
-    """A model without a training objective asked to train, or ``train: false`` with no
-    weights to load for a model whose random initial weights would be a mistake."""
-    problems = []
-    for index, model in enumerate(suite.models):
-        zoo = MODELS.get(model.name)
-        if model.train and not zoo.has_loss:
-            problems.append(
-                (
-                    f"models[{index}].train",
-                    f"{model.name!r} has no training objective: set `train: false`",
-                )
-            )
-        elif not model.train and model.checkpoint is None and not zoo.random_weights_allowed:
-            problems.append((f"models[{index}]", "train: false needs a `checkpoint:` to load"))
-    return problems
-
-
 def corpus_not_training_set(suite: Suite) -> list[tuple[str, str]]:
     """Metrics that retrain without some corpus examples (``lds``, ``retrain_without_top``)
     where the corpus is not the whole training set, or where the loss they read is not one

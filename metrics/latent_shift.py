@@ -27,7 +27,7 @@ class LatentShift(Metric):
     baseline is the model's own unless ``baseline`` is given.
 
     Samples, ``per-example normalised area``: each example's area under its own curve over
-    the normaliser of ``value`` (shared by all examples), so they average to ``value``.
+    the normaliser shared by all examples; ``value`` is their mean.
     """
 
     explains = "feature"
@@ -69,34 +69,25 @@ class LatentShift(Metric):
             masked_latents = context.encode(masked).view(len(counts), len(inputs), -1)
             shifts.append(self.shift(latents, masked_latents))
             full_shifts.append(self.shift(latents, context.encode(baselines)))
-        stacked = torch.cat(shifts, dim=1)  # [K, N]
-        mean_shift = stacked.mean(dim=1).cpu().numpy()
-        full_shift = torch.cat(full_shifts).mean().item()
-        area = np.trapezoid(np.r_[0.0, mean_shift], np.r_[0.0, self.fractions])
+        # float64 from here: the means over examples are of many float32 shifts.
+        stacked = torch.cat(shifts, dim=1).double().cpu().numpy()  # [K, N]
+        full_shift = torch.cat(full_shifts).double().mean().item()
+        example_areas = np.trapezoid(
+            np.vstack([np.zeros(stacked.shape[1]), stacked]), np.r_[0.0, self.fractions], axis=0
+        )
         # Normalised by the shift of masking everything, so models with latent spaces of
         # different scales share one axis: ~1 means the first features masked move f the most.
+        # One normaliser for every example (the mean full-mask shift, not each example's
+        # own), so that `value`, their mean, is the mean curve's area over it.
         normaliser = full_shift * self.fractions[-1]
-        normalised_area = area / normaliser if full_shift > 0 else 0.0
-        # Per-example values that average to `value`, for per-example tests and intervals:
-        # the trapezoid is linear in the curve and the normaliser is one number shared by
-        # every example (the mean full-mask shift, not each example's own: a mean of ratios
-        # is not the ratio of the means), so each example's area over it averages to
-        # `value`. But `value` comes from the curve averaged in the encoder's dtype, which
-        # float32 rounds in its last places, so the float64 areas take up that rounding as
-        # one common offset rather than miss `value` by it.
-        zeros = np.zeros((1, stacked.shape[1]))
-        example_areas = np.trapezoid(
-            np.r_[zeros, stacked.cpu().numpy()], np.r_[0.0, self.fractions], axis=0
-        )
         if full_shift > 0:
             example_values = example_areas / normaliser
-            example_values += normalised_area - example_values.mean()
         else:
             example_values = np.zeros_like(example_areas)
         return MetricResult(
-            value=float(normalised_area),
-            curve=[(0.0, 0.0), *zip(self.fractions, mean_shift.tolist(), strict=True)],
+            value=float(example_values.mean()),
+            curve=[(0.0, 0.0), *zip(self.fractions, stacked.mean(axis=1).tolist(), strict=True)],
             curve_axes=("fraction of features masked", "latent shift"),
             samples={"per-example normalised area": example_values.tolist()},
-            details={"area": float(area), "full_mask_shift": full_shift},
+            details={"area": float(example_areas.mean()), "full_mask_shift": full_shift},
         )

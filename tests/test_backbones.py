@@ -3,7 +3,7 @@ without its classifier, random or loaded weights explained and nothing trained."
 
 from __future__ import annotations
 
-import importlib
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from lfxbench.cli import main
-from lfxbench.models.backbones import PooledBackbone, without_classifier
+from lfxbench.errors import LfxbenchError
+from lfxbench.models.backbones import PooledBackbone, import_library, without_classifier
 from lfxbench.storage import state_dict_problem
 
 PLUGIN = '''
@@ -82,18 +83,36 @@ def test_the_encoder_is_the_network_up_to_its_classifier():
     torch.testing.assert_close(encoder(inputs), expected)
 
 
-def test_a_whole_network_checkpoint_loads_without_its_classifier():
+class VitShaped(nn.Module):
+    """A submodule named ``encoder`` and a ``heads.head`` classifier, as torchvision's ViT:
+    its checkpoint's keys start with ``encoder.`` as this model's own do."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Module()
+        self.encoder.layers = nn.Sequential(nn.Linear(6, 6), nn.GELU(), nn.LayerNorm(6))
+        self.heads = nn.Sequential()
+        self.heads.head = nn.Linear(6, 3)
+
+    def forward(self, inputs):
+        return self.heads(self.encoder.layers(inputs).mean(1))
+
+
+@pytest.mark.parametrize(
+    ("network", "shape"), [(ConvNeXtShaped, (2, 3, 9, 9)), (VitShaped, (2, 4, 6))]
+)
+def test_a_whole_network_checkpoint_loads_without_its_classifier(network, shape):
     torch.manual_seed(0)
-    saved = ConvNeXtShaped()
-    whole = saved.state_dict()  # as the library saves it: classifier.2.* included
+    saved = network()
+    whole = saved.state_dict()  # as the library saves it, classifier included
+    reference, _ = without_classifier(copy.deepcopy(saved))
     torch.manual_seed(1)
-    model = PooledBackbone(*without_classifier(ConvNeXtShaped()))
+    model = PooledBackbone(*without_classifier(network()))
     state_dict = model.state_dict_from_checkpoint(whole)
     assert state_dict_problem(state_dict, model) is None
     model.load_state_dict(state_dict)
-    inputs = torch.rand(2, 3, 9, 9)
-    reference = saved.classifier[1](saved.pool(saved.features(inputs)).flatten(1))
-    torch.testing.assert_close(model.encoder(inputs), reference)
+    inputs = torch.rand(*shape)
+    torch.testing.assert_close(model.encoder(inputs), reference(inputs))
     own = model.state_dict()  # a checkpoint of this model passes as it is
     assert model.state_dict_from_checkpoint(own).keys() == own.keys()
 
@@ -146,27 +165,20 @@ def test_a_backbone_cannot_train(tmp_path, capsys, train):
     assert ": models[0].train" in err and "has no training objective: set `train: false`" in err
 
 
-def library_missing(name: str) -> str | None:
-    try:
-        importlib.import_module(name)
-    except Exception as error:  # torchvision built for another torch raises RuntimeError
-        return f"{name} cannot be imported here ({type(error).__name__}: {error})"
-    return None
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("library", "architecture"),
     [("torchvision", "resnet18"), ("timm", "resnet18"), ("torchvision", "convnext_tiny")],
 )
 def test_a_library_backbone_runs_with_its_own_checkpoint(tmp_path, library, architecture):
-    reason = library_missing(library)
-    if reason:
-        pytest.skip(reason)
+    try:
+        module = import_library(library)
+    except LfxbenchError as error:
+        pytest.skip(str(error))
     if library == "torchvision":
-        whole = importlib.import_module("torchvision").models.get_model(architecture)
+        whole = module.models.get_model(architecture)
     else:
-        whole = importlib.import_module("timm").create_model(architecture, pretrained=False)
+        whole = module.create_model(architecture, pretrained=False)
     torch.save(whole.state_dict(), tmp_path / "weights.pt")  # classifier included
     suite = suite_in(
         tmp_path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import shutil
 from pathlib import Path
@@ -10,7 +11,8 @@ import pandas as pd
 import pytest
 from suite_runs import run
 
-from lfxbench.cli import main
+from lfxbench.cli import _parser, main
+from lfxbench.report.formats import FORMATS
 
 
 @pytest.mark.slow
@@ -147,6 +149,14 @@ def test_list_prints_every_registry(capsys):
     ):
         assert main(["list", what]) == 0
         assert expected in capsys.readouterr().out
+
+
+def test_leaderboard_formats_are_the_renderers_formats():
+    # The CLI spells the list out so that its start-up does not import pandas.
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    board = commands.choices["leaderboard"]
+    choices = next(a.choices for a in board._actions if "--format" in a.option_strings)
+    assert tuple(choices) == FORMATS
 
 
 def test_validate_counts_cells(tiny_suite, capsys):

@@ -63,20 +63,45 @@ def test_markdown_rows_fit_a_terminal_and_time_has_its_own_table():
     assert agreement.count("\n| ") == 1 + 28  # the header, then a row per pair
 
 
+def _latex_bold(text: str) -> dict[tuple[str, str], set[str]]:
+    """The bold methods of each (caption's model, column heading) of rendered LaTeX."""
+    bold: dict[tuple[str, str], set[str]] = {}
+    for table in text.split("\\begin{table}")[1:]:
+        lines = table.splitlines()
+        caption = next(line for line in lines if line.startswith("\\caption{"))
+        model = caption.removeprefix("\\caption{").split(" (")[0]
+        header = lines[lines.index("\\toprule") + 1].removesuffix(" \\\\").split(" & ")
+        body = lines[lines.index("\\midrule") + 1 : lines.index("\\bottomrule")]
+        for line in body:
+            method, *cells = line.removesuffix(" \\\\").split(" & ")
+            for column, cell in zip(header[1:], cells, strict=True):
+                shown = bold.setdefault((model, column), set())
+                if cell.startswith("\\textbf{"):
+                    shown.add(method)
+    return bold
+
+
 def test_latex_is_booktabs_with_the_best_value_bold_and_its_ci():
     board = aggregate(results())
     text = render(board, "latex", title="wide")
     assert text.count("\\toprule") == text.count("\\bottomrule") == text.count("\\begin{table}")
-    lines = text.splitlines()
-    header = next(row for row in lines if "latent shift" in row).split(" & ")
-    column = next(i for i, name in enumerate(header) if name.startswith("latent shift"))
-    table = lines[lines.index(" & ".join(header)) :]
-    line = next(row for row in table if row.startswith(latex_escape(METHODS[-1])))
-    best = board[(board.model == "ae") & (board.metric == "latent_shift")].nlargest(1, "mean")
-    assert line.split(" & ")[column].startswith(f"\\textbf{{{best['mean'].iloc[0]:.4g}}}")
-    assert "\\scriptsize [" in line and "method\\_number\\_11" in line
-    # The lower-is-better metric: the best is the smallest.
-    assert "model parameter randomisation $\\downarrow$" in text
+    line = next(row for row in text.splitlines() if row.startswith(latex_escape(METHODS[-1])))
+    assert "\\scriptsize [" in line
+    # Per-seed values of 3 seeds separate no method (every rank is 1, every cell bold): rank
+    # by the mean to have one best per column.
+    assert set(board["rank"]) == {1}
+    bold = _latex_bold(render(board.assign(rank=board["rank_by_mean"]), "latex", title="wide"))
+    assert {model for model, _ in bold} == {"ae", "vae"}
+    assert len(bold) == 2 * len(METRICS)
+    for (model, column), methods in bold.items():
+        metric = column.rsplit(" $", 1)[0].replace(" ", "_")
+        rows = board[board["model"].eq(model) & board["metric"].eq(metric)]
+        lower = rows["direction"].iloc[0] == "lower"
+        assert column.endswith("$\\downarrow$" if lower else "$\\uparrow$")
+        best = rows.loc[rows["mean"].idxmin() if lower else rows["mean"].idxmax(), "method"]
+        assert methods == {latex_escape(best)}, (model, column)
+    # The lower-is-better metric: the best is the smallest, the first method.
+    assert bold["ae", "model parameter randomisation $\\downarrow$"] == {latex_escape(METHODS[0])}
 
 
 def test_json_holds_every_row_and_nan_as_null():

@@ -104,9 +104,25 @@ def test_a_method_better_on_every_example_ranks_first_alone():
     assert ranks_of(results, samples) == {"same": 2, "also_same": 2, "better": 1}
     ranks = significance_ranks(results, samples)
     assert set(ranks["rank_test"]) == {"Wilcoxon–Holm, 2 seeds × 50 examples"}
-    p_values, _ = significance.pairwise_tests(results, samples)["m", "d", "score"]
+    p_values, _ = significance.pairwise_tests(results, samples)["m", "d", "feature", "score"]
     assert p_values.loc["same", "better"] < 1e-10
     assert p_values.loc["same", "also_same"] > 0.05
+    # Results from before example methods have no kind: feature methods.
+    untyped = results.drop(columns="method_kind")
+    assert ranks_of(untyped, samples) == {"same": 2, "also_same": 2, "better": 1}
+
+
+def test_a_method_of_another_kind_is_ranked_in_its_own_table():
+    values = base()
+    methods = {"same": values, "better": [v + 1.0 for v in values]}
+    results, samples = tables(methods | {"other": [v + 5.0 for v in values]})
+    results.loc[results["method"].eq("other"), "method_kind"] = "example"
+    expected = {"same": 2, "better": 1, "other": 1}
+    assert ranks_of(results, samples) == expected
+    board = aggregate(results, samples).set_index("method")
+    assert board["rank"].to_dict() == board["rank_by_mean"].to_dict() == expected
+    assert board.loc["better", "rank_test"] == "Wilcoxon–Holm, 2 seeds × 50 examples"
+    assert board.loc["other", "rank_test"].startswith("no test: fewer than 2 methods")
 
 
 def test_lower_is_better_inverts_the_ranks():
@@ -123,10 +139,6 @@ def test_per_seed_values_from_two_seeds_cannot_separate_anything():
     assert ranks["rank_test"].iloc[0].startswith("Wilcoxon–Holm, 2 seeds, per-seed values")
     # Unequal numbers of examples cannot be paired by position: per-seed values again.
     results, samples = tables({"same": values, "better": [v[:-1] + 1.0 for v in values]})
-    assert set(significance_ranks(results, samples)["significance_rank"]) == {1}
-    # Nor can methods of different kinds, which explain different examples.
-    results, samples = tables({"same": values, "better": [v + 1.0 for v in values]})
-    results.loc[results["method"].eq("better"), "method_kind"] = "unit"
     assert set(significance_ranks(results, samples)["significance_rank"]) == {1}
 
 
@@ -210,31 +222,48 @@ def test_critical_difference_needs_three_models():
 # --------------------------------------------------------------------------- latent shift
 
 
-def test_latent_shift_per_example_areas_average_to_its_value():
-    torch.manual_seed(0)
-    encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 6), nn.Tanh(), nn.Linear(6, 4)).eval()
-    inputs = torch.rand(30, 1, 8, 8)  # float32: the curve's mean is rounded in float32
+class ChannelSum(nn.Module):
+    """One latent unit per pixel, its channels' sum: masking a pixel to black shifts the
+    latent by the square of that sum."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=1).flatten(1)
+
+
+def test_latent_shift_per_example_areas_are_each_examples_own():
+    generator = torch.Generator().manual_seed(0)
+    # Small integers: every shift is exact in float32, so the areas below match closely.
+    inputs = torch.randint(0, 4, (6, 3, 4, 5), generator=generator).float()
+    attributions = torch.randn(inputs.shape, generator=generator)
     context = EvaluationContext(
-        encoder=encoder,
+        encoder=ChannelSum(),
         inputs=inputs,
-        labels=torch.zeros(30, dtype=torch.long),
-        attributions=torch.randn_like(inputs),
+        labels=torch.zeros(6, dtype=torch.long),
+        attributions=attributions,
         baseline=Baseline(),
         train_inputs=inputs,
-        train_labels=torch.zeros(30),
-        batch_size=16,
+        train_labels=torch.zeros(6),
+        batch_size=4,  # a chunk of one example at a time
         device=torch.device("cpu"),
         seed=0,
     )
-    result = LatentShift()(context)
-    areas = np.array(result.samples["per-example normalised area"])
-    assert len(areas) == 30
-    assert areas.mean() == pytest.approx(result.value, rel=1e-12)
-    assert np.std(areas) > 0  # one value per example, not the value repeated
+    fractions = (0.25, 0.5, 1.0)  # 5, 10 and 20 of the 20 pixels
+    result = LatentShift(fractions=fractions)(context)
+
+    pixel_shifts = inputs.sum(dim=1).flatten(1).double().pow(2).numpy()  # [N, 20]
+    order = attributions.abs().sum(dim=1).flatten(1).argsort(dim=1, descending=True).numpy()
+    top = np.take_along_axis(pixel_shifts, order, axis=1).cumsum(axis=1)
+    curves = np.stack([np.zeros(6), top[:, 4], top[:, 9], top[:, 19]], axis=1)
+    areas = np.trapezoid(curves, [0.0, *fractions], axis=1)
+    expected = areas / (pixel_shifts.sum(axis=1).mean() * fractions[-1])
+    samples = np.array(result.samples["per-example normalised area"])
+    np.testing.assert_allclose(samples, expected, rtol=1e-12)
+    assert np.std(samples) > 0
+    assert result.value == pytest.approx(samples.mean(), rel=1e-12)
 
     record = {"suite": "s", "model": "m", "dataset": "d", "method": "random"}
     record |= {"metric": "latent_shift", "seed": 0, "direction": "higher"}
     record |= {f: getattr(result, f) for f in ("value", "curve", "curve_axes", "samples")}
     tidy = records_to_tables([record | {"details": result.details}])
     found = per_example_values(tidy["results"], tidy["samples"])
-    np.testing.assert_array_equal(found["m", "d", "random", "latent_shift", 0], areas)
+    np.testing.assert_array_equal(found["m", "d", "random", "latent_shift", 0], samples)

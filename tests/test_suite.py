@@ -140,6 +140,13 @@ def test_all_problems_reported_at_once():
     assert {"methods[0].name", "methods[1].name"} <= set(problems)
 
 
+def test_training_problems_are_reported_with_the_others():
+    untrained = {**VALID["models"][0], "train": False}  # and no checkpoint to load
+    problems = problems_of(edited(methods=["salency"], models=[untrained]))
+    assert "methods[0].name" in problems
+    assert "needs a `checkpoint:`" in problems["models[0]"]
+
+
 def test_top_level_must_be_a_mapping():
     assert "(top level)" in problems_of(["not", "a", "suite"])
 

@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Literal, TextIO
+from typing import Literal
 
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -29,19 +29,18 @@ _OPEN_FORMAT = "  {desc} [{elapsed}{postfix}]"
 class Display:
     """The display of one run: ``cells`` in all; ``mode`` as ``mode_for`` chooses it."""
 
-    def __init__(self, cells: int, title: str, mode: Mode, stream: TextIO | None = None):
+    def __init__(self, cells: int, title: str, mode: Mode):
         self.cells, self.title, self.mode, self.done = cells, title, mode, 0
-        self.stream = stream or sys.stderr
         self._run: tqdm | None = None
         self._stage: tqdm | None = None
 
     def __enter__(self) -> Display:
         if self.mode == "bars":
             self._run = tqdm(
-                total=self.cells, desc=self.title, unit="cell", position=0, file=self.stream
+                total=self.cells, desc=self.title, unit="cell", position=0, file=sys.stderr
             )
             self._stage = tqdm(
-                total=None, position=1, leave=False, file=self.stream, bar_format="  {desc}"
+                total=None, position=1, leave=False, file=sys.stderr, bar_format="  {desc}"
             )
         return self
 
@@ -78,11 +77,11 @@ class Display:
 _open: ContextVar[Display | None] = ContextVar("lfxbench_display", default=None)
 
 
-def mode_for(progress: bool, stream: TextIO | None = None) -> Mode:
+def mode_for(progress: bool) -> Mode:
     """Bars on a terminal, lines elsewhere, nothing without progress."""
     if not progress:
         return "off"
-    return "bars" if (stream or sys.stderr).isatty() else "lines"
+    return "bars" if sys.stderr.isatty() else "lines"
 
 
 @contextlib.contextmanager

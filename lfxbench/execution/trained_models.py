@@ -80,23 +80,25 @@ class TrainedModels:
         key = cell.model_cache_key(self.data_of(cell))
         if not cell.model.train:
             trained = TrainedModel(self._checkpoint(cell), key, 0.0, {"epochs_run": 0})
-            self._kept[memo_key] = trained
-            return trained
-        model = self.new_model(cell)
-        cached = self._cached_weights(key, model, full=True)
-        if cached is not None:
-            trained = TrainedModel(model, key, cached["seconds"], cached["log"])
         else:
-            progress.stage(
-                f"training {cell.model.id} seed {cell.seed}", cell.model.recipe.epochs, "epochs"
-            )
-            with stopwatch(self.device) as elapsed:
-                log = self._train(cell, model, self.dataset(cell.model.dataset).train_inputs)
-            trained = self._save(cell, model, log, elapsed.seconds)
+            trained = self._cached_or_trained(cell, key)
         self._kept[memo_key] = trained
         if len(self._kept) > TRAINED_MODELS_KEPT:
             self._kept.popitem(last=False)
         return trained
+
+    def _cached_or_trained(self, cell: Cell, key: str) -> TrainedModel:
+        """The cell's model from the cache under ``key``, else trained now and cached."""
+        model = self.new_model(cell)
+        cached = self._cached_weights(key, model, full=True)
+        if cached is not None:
+            return TrainedModel(model, key, cached["seconds"], cached["log"])
+        progress.stage(
+            f"training {cell.model.id} seed {cell.seed}", cell.model.recipe.epochs, "epochs"
+        )
+        with stopwatch(self.device) as elapsed:
+            log = self._train(cell, model, self.dataset(cell.model.dataset).train_inputs)
+        return self._save(cell, model, log, elapsed.seconds)
 
     def _train(self, cell: Cell, model: ZooModel, train_inputs: torch.Tensor) -> TrainingLog:
         """``model`` trained with the cell's recipe on ``train_inputs`` (the data's labels)."""

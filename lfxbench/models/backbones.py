@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-import torch
 from torch import nn
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.models.base import ZooModel
+from lfxbench.models.base import ExplainedOnly
 from lfxbench.registry import register_model
-
-if TYPE_CHECKING:
-    from lfxbench.recipe import Recipe
 
 
 def import_library(name: str) -> ModuleType:
@@ -48,11 +44,9 @@ def without_classifier(network: nn.Module) -> tuple[nn.Module, str]:
     return network, linears[-1]
 
 
-class PooledBackbone(ZooModel):
+class PooledBackbone(ExplainedOnly):
     """A classification network without its classifier, explained as it is."""
 
-    objectives: ClassVar[tuple[str, ...]] = ("pretrained",)
-    has_loss: ClassVar[bool] = False
     random_weights_allowed: ClassVar[bool] = True
 
     def __init__(self, network: nn.Module, classifier: str):
@@ -62,7 +56,8 @@ class PooledBackbone(ZooModel):
     def state_dict_from_checkpoint(self, state_dict: dict[str, Any]) -> dict[str, Any]:
         """A checkpoint of the whole network (as the library saves it, classifier included)
         or of this model: the classifier's weights dropped, the names this model's."""
-        if any(key.startswith("encoder.") for key in state_dict):
+        # Not decided by an `encoder.` prefix: torchvision's ViT has a submodule of that name.
+        if state_dict.keys() == self.state_dict().keys():
             return state_dict
         dropped = f"{self.classifier}."
         return {
@@ -70,11 +65,6 @@ class PooledBackbone(ZooModel):
             for key, value in state_dict.items()
             if not key.startswith(dropped)
         }
-
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, recipe: Recipe) -> torch.Tensor:
-        raise LfxbenchError(
-            f"{type(self).__name__} has no training objective: it is only explained"
-        )
 
 
 @register_model("torchvision_backbone")

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from lfxbench.errors import LfxbenchError
+
 if TYPE_CHECKING:
     from lfxbench.recipe import Recipe
 
@@ -25,7 +27,7 @@ class ZooModel(nn.Module):
     # Objectives whose per-example loss depends on the rest of the batch (contrastive
     # ones): loss-based example importance is undefined for them.
     batch_dependent_objectives: ClassVar[tuple[str, ...]] = ()
-    # False for an encoder without a training objective (a scripted one): only explained.
+    # False for an encoder without a training objective (``ExplainedOnly``): only explained.
     has_loss: ClassVar[bool] = True
     # True where ``train: false`` without a ``checkpoint:`` may explain the seed's random
     # initial weights (a backbone); otherwise such an entry is refused as a mistake.
@@ -46,3 +48,16 @@ class ZooModel(nn.Module):
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         """The parameters that shape the latent space: what loss-based methods differentiate."""
         return self.encoder.parameters()
+
+
+class ExplainedOnly(ZooModel):
+    """A zoo entry without a training objective (a backbone, a scripted encoder): its
+    loaded or initial weights are explained as they are."""
+
+    objectives: ClassVar[tuple[str, ...]] = ("pretrained",)
+    has_loss: ClassVar[bool] = False
+
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+        raise LfxbenchError(
+            f"{type(self).__name__} has no training objective: it is only explained"
+        )

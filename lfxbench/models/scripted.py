@@ -7,17 +7,13 @@ zoo checkpoints, in contrast, are state dicts loaded with ``weights_only=True``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
 from lfxbench.errors import LfxbenchError
-from lfxbench.models.base import ZooModel
+from lfxbench.models.base import ExplainedOnly
 from lfxbench.registry import register_model
-
-if TYPE_CHECKING:
-    from lfxbench.recipe import Recipe
 
 
 class _ModeFixed(nn.Module):
@@ -37,11 +33,8 @@ class _ModeFixed(nn.Module):
 
 
 @register_model("scripted_encoder")
-class ScriptedEncoder(ZooModel):
+class ScriptedEncoder(ExplainedOnly):
     """Your own encoder from a TorchScript or torch.export archive (explained, not trained)."""
-
-    objectives: ClassVar[tuple[str, ...]] = ("pretrained",)
-    has_loss: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,6 +54,3 @@ class ScriptedEncoder(ZooModel):
                 f"of an encoder ({type(error).__name__}: {str(error).splitlines()[0]})"
             ) from error
         return model
-
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, recipe: Recipe) -> torch.Tensor:
-        raise LfxbenchError("scripted_encoder has no training objective: it is only explained")

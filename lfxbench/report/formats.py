@@ -25,7 +25,7 @@ MARKDOWN_WIDTH = 120
 LATEX_METRICS_PER_TABLE = 5  # what fits a printed page's width
 RANK_NOTE = (
     "#rank = 1 + the number of methods significantly better (two-sided paired Wilcoxon "
-    "signed-rank tests, Holm-corrected within each model and metric, α = 0.05): methods "
+    "signed-rank tests, Holm-corrected within each table and metric, α = 0.05): methods "
     "whose difference is not significant share a rank."
 )
 AGREEMENT_NOTE = (
@@ -168,6 +168,10 @@ _LATEX_SPECIAL = {c: f"\\{c}" for c in "&%$#_{}"} | {
 }
 
 
+# ARROWS as LaTeX writes them: pdflatex has no glyph for the Unicode arrows.
+LATEX_ARROWS = {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}
+
+
 def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
 
@@ -198,8 +202,9 @@ def _latex_table(
                 value += f" {{\\scriptsize [{number(bounds[0], 3)}, {number(bounds[1], 3)}]}}"
             cells.loc[record.method, metric] = value
     directions = part.groupby("metric", sort=False)["direction"].first()
-    arrows = {m: r"$\uparrow$" if directions[m] == "higher" else r"$\downarrow$" for m in metrics}
-    header = " & ".join(["method", *(f"{latex_escape(words(m))} {arrows[m]}" for m in metrics)])
+    header = " & ".join(
+        ["method", *(f"{latex_escape(words(m))} {LATEX_ARROWS[directions[m]]}" for m in metrics)]
+    )
     lines = [
         "\\begin{table}[t]",
         "\\centering",

@@ -10,19 +10,11 @@ from typing import Any
 import pandas as pd
 
 from lfxbench.report.html_format import e, finite, kinds, num, sort_key, value_html, words
-from lfxbench.report.leaderboard import BLOCK
+from lfxbench.report.leaderboard import BLOCK, pair_order
 
 # Up to this many model pairs, agreement across models is one table methods × pairs (a
 # column per pair reads at a glance); with more, a triangle per method is more compact.
 MAX_PAIR_COLUMNS = 6
-
-
-def _order(firsts: Iterable[str], seconds: Iterable[str]) -> list[str]:
-    """The suite's order of compared names: pairs run (i, j) with i before j, so the
-    earlier a name, the more often it comes first."""
-    firsts, seconds = list(firsts), list(seconds)
-    names = list(dict.fromkeys([*firsts, *seconds]))
-    return sorted(names, key=lambda name: -firsts.count(name))
 
 
 class Scale:
@@ -94,13 +86,6 @@ def agreement_section(board: pd.DataFrame, pairs: pd.DataFrame) -> str:
         '<p class="legend">Agreement between the explanations of two models (one method) '
         "or of two methods (one model); mean over seeds, 95 % CI beneath.</p>"
     ]
-    single = board[board["model_b"].eq("")]
-    kind_of = {
-        (model, method): kind
-        for model, method, kind in zip(
-            single["model"], single["method"], single["method_kind"], strict=True
-        )
-    }
     for metric, part in pairs.groupby("metric", sort=False):
         scale = Scale(part["mean"])
         across_models = part[part["model"].ne(part["model_b"])]
@@ -113,7 +98,7 @@ def agreement_section(board: pd.DataFrame, pairs: pd.DataFrame) -> str:
         if not across_methods.empty:
             parts.append(
                 f"<h3>{e(words(metric))} across methods {scale.legend()}</h3>"
-                + _across_methods(across_methods, kind_of, scale)
+                + _across_methods(across_methods, scale)
             )
     return "".join(parts)
 
@@ -121,7 +106,7 @@ def agreement_section(board: pd.DataFrame, pairs: pd.DataFrame) -> str:
 def _across_models(part: pd.DataFrame, scale: Scale) -> str:
     """All methods of one metric in one set: a methods × model-pairs table per kind of
     method when there are few pairs, else a triangle per method."""
-    order = _order(part["model"], part["model_b"])
+    order = pair_order(part["model"], part["model_b"])
 
     def pair(record: dict[str, Any]) -> tuple[str, str]:
         a, b = record["model"], record["model_b"]
@@ -158,23 +143,16 @@ def _across_models(part: pd.DataFrame, scale: Scale) -> str:
     return f'<div class="matrices">{"".join(blocks)}</div>'
 
 
-def _across_methods(part: pd.DataFrame, kind_of: dict[tuple[str, str], str], scale: Scale) -> str:
-    """A triangle per model and kind of method: feature and example methods never share
-    one, whatever kind a pair row itself carries."""
+def _across_methods(part: pd.DataFrame, scale: Scale) -> str:
+    """A triangle per model and kind of method (both methods of a pair share one kind:
+    `cells.expand_pairs`)."""
     blocks = []
     for model in dict.fromkeys(part["model"]):
-        records = part[part["model"].eq(model)].to_dict("records")
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            pair_kinds = {
-                kind_of.get((model, name), record["method_kind"])
-                for name in (record["method"], record["method_b"])
-            }
-            groups.setdefault(" vs ".join(kinds(pair_kinds)), []).append(record)
-        for kind in kinds(groups):
-            block = groups[kind]
-            order = _order((r["method"] for r in block), (r["method_b"] for r in block))
-            cells = {(r["method"], r["method_b"]): r for r in block}
+        of_model = part[part["model"].eq(model)]
+        for kind in kinds(of_model["method_kind"]):
+            block = of_model[of_model["method_kind"].eq(kind)]
+            order = pair_order(block["method"], block["method_b"])
+            cells = {(r["method"], r["method_b"]): r for r in block.to_dict("records")}
             blocks.append(_triangle(f"{model}, {kind} methods", kind, cells, order, scale))
     return f'<div class="matrices">{"".join(blocks)}</div>'
 

@@ -20,17 +20,13 @@ import pandas as pd
 from lfxbench.errors import LfxbenchError
 from lfxbench.report.html_agreement import Scale, agreement_section, metric_agreement_section
 from lfxbench.report.html_format import e, finite, kinds, num, sort_key, value_html, words
-from lfxbench.report.leaderboard import metric_agreement
-
-ARROWS = {"higher": "↑", "lower": "↓"}
+from lfxbench.report.leaderboard import ARROWS, metric_agreement
 
 # The page's CSS and JS, package data inlined into every page. In the JS, rows sort on each
 # cell's data-sort (numbers numerically, NaN as "" always last); the first click on a metric
 # sorts best first (data-first), later clicks toggle.
 STYLE = "\n" + (files("lfxbench.report") / "page.css").read_text(encoding="utf-8")
 SCRIPT = "\n" + (files("lfxbench.report") / "page.js").read_text(encoding="utf-8")
-
-_num = num  # tests/test_html_page.py imports it from here
 
 
 def render_page(

@@ -6,17 +6,24 @@ from __future__ import annotations
 import itertools
 import json
 import warnings
+from collections import Counter
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from lfxbench.report.significance import significance_ranks
-from lfxbench.report.statistics import confidence_intervals, per_example_values
+from lfxbench.report.statistics import (
+    BLOCK,
+    GROUP,
+    KEYS,
+    confidence_intervals,
+    per_example_values,
+    with_method_kind,
+)
 
-KEYS = ["model", "dataset", "method", "metric", "model_b", "method_b"]
 ARROWS = {"higher": "↑", "lower": "↓"}
-BLOCK = ["model", "dataset", "method_kind"]  # the methods one leaderboard table compares
 AGREEMENT_COLUMNS = [*BLOCK, "metric_a", "metric_b", "n_methods", "spearman_rho", "kendall_tau"]
 
 
@@ -27,17 +34,22 @@ def _ci95_halfwidth(values: pd.Series) -> float:
     return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
 
 
-def aggregate(results: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+def aggregate(
+    results: pd.DataFrame, samples: pd.DataFrame | None = None, *, statistics: bool = True
+) -> pd.DataFrame:
     """One row per (model, dataset, method, metric[, pair]): mean ± spread over seeds, the
     95 % CI of the mean (over seeds × examples where ``samples`` hold per-example values),
     ranks and timing. Single-explanation rows have empty ``model_b`` / ``method_b`` (as
     every reader of results gives them: `results.read_table`, `records_to_tables`).
 
-    ``rank`` is 1 + the number of methods significantly better (`significance`), and
-    ``rank_test`` says which test decided it; ``rank_by_mean`` orders by the mean alone."""
-    results = results.copy()
-    kinds = results.get("method_kind", pd.Series(index=results.index, dtype=object))
-    results["method_kind"] = kinds.fillna("feature")  # results from before example methods
+    Methods are ranked within their table (``BLOCK``: model, dataset, method kind) and
+    metric. ``rank`` is 1 + the number of methods significantly better (`significance`),
+    and ``rank_test`` says which test decided it; ``rank_by_mean`` orders by the mean alone.
+
+    ``statistics=False`` leaves out what costs: the bootstrap intervals (``ci_low``,
+    ``ci_high``, ``ci_method``) and the significance ranks (``rank``, ``rank_test``); rows
+    are then sorted by ``rank_by_mean`` where they would be by ``rank``."""
+    results = with_method_kind(results)
     for column in (
         "attribution_seconds_per_example",
         "attribution_seconds",
@@ -64,28 +76,27 @@ def aggregate(results: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.
     ).reset_index()
     board["ci95"] = grouped["value"].apply(_ci95_halfwidth).to_numpy()
     board["std"] = board["std"].fillna(0.0)
-    ascending = board["direction"].eq("lower")
-    # Rank within each (model, dataset, metric): 1 is best, ties share the better rank.
-    # Pairwise rows are not ranked against each other (rank 0).
-    signed = board["mean"].where(ascending, -board["mean"])
+    # 1 is best, ties share the better rank. Pairwise rows are not ranked against each
+    # other (rank 0).
+    board["signed_mean"] = board["mean"].where(board["direction"].eq("lower"), -board["mean"])
     single = board["model_b"].eq("")
     ranks = (
-        signed[single]
-        .groupby(
-            [board.loc[single, "model"], board.loc[single, "dataset"], board.loc[single, "metric"]]
-        )
+        board[single]
+        .groupby(GROUP, sort=False)["signed_mean"]
         .rank(method="min", na_option="bottom")  # a NaN mean ranks last, after the ties
     )
     board["rank_by_mean"] = 0
     board.loc[single, "rank_by_mean"] = ranks.astype(int)
-    per_example = per_example_values(results, samples)
-    board = board.merge(
-        confidence_intervals(results, samples, per_example=per_example), on=KEYS, how="left"
-    ).merge(significance_ranks(results, samples, per_example=per_example), on=KEYS, how="left")
-    board = board.rename(columns={"significance_rank": "rank"})
-    board["signed_mean"] = board["mean"].where(board["direction"].eq("lower"), -board["mean"])
+    rank = "rank_by_mean"
+    if statistics:
+        per_example = per_example_values(results, samples)
+        intervals = confidence_intervals(results, samples, per_example=per_example)
+        significance = significance_ranks(results, samples, per_example=per_example)
+        board = board.merge(intervals, on=KEYS, how="left").merge(significance, on=KEYS, how="left")
+        board = board.rename(columns={"significance_rank": "rank"})
+        rank = "rank"
     board = board.sort_values(
-        ["model", "metric", "rank", "signed_mean", "method"], ignore_index=True, na_position="last"
+        ["model", "metric", rank, "signed_mean", "method"], ignore_index=True, na_position="last"
     )
     return board.drop(columns="signed_mean")
 
@@ -95,12 +106,13 @@ def _value(record) -> str:
     return f"{record.mean:.4g}{spread}"
 
 
-def _pair_order(firsts: pd.Series, seconds: pd.Series) -> list[str]:
+def pair_order(firsts: Iterable[str], seconds: Iterable[str]) -> list[str]:
     """The suite's order of the compared names: pairs run (i, j) with i before j, so the
     earlier a name, the more often it comes first."""
+    firsts = list(firsts)
     names = list(dict.fromkeys([*firsts, *seconds]))
-    leads = firsts.value_counts()
-    return sorted(names, key=lambda name: -leads.get(name, 0))
+    leads = Counter(firsts)
+    return sorted(names, key=lambda name: -leads[name])
 
 
 def pair_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -127,7 +139,7 @@ def pair_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
             tables[heading] = matrix.reset_index()
         within = part[part["model"].eq(part["model_b"])]
         for model, block in within.groupby("model", sort=False):
-            order = _pair_order(block["method"], block["method_b"])
+            order = pair_order(block["method"], block["method_b"])
             matrix = pd.DataFrame("", index=order[1:], columns=order[:-1])
             for record in block.itertuples():
                 first, second = record.method, record.method_b

@@ -26,6 +26,7 @@ from lfxbench.report.figure_style import (
     save_figure,
     styles_of,
 )
+from lfxbench.report.leaderboard import pair_order
 
 _RATE_GROUP = re.compile(r"(top|bottom) (\d+)%")  # the groups of `similarity_rate`
 
@@ -164,10 +165,7 @@ def plot_samples(samples: pd.DataFrame, figure_dir: Path, styles=None, chances=N
 
 
 def _heat_map(block: pd.DataFrame, first: str, second: str, label, title: str) -> Figure:
-    # Pairs run (i, j) with i before j in the suite: the more often a name leads, the earlier.
-    leads = block[first].value_counts()
-    names = list(dict.fromkeys([*block[first], *block[second]]))
-    names = sorted(names, key=lambda name: -leads.get(name, 0))
+    names = pair_order(block[first], block[second])
     index = {name: i for i, name in enumerate(names)}
     means, stds = np.eye(len(names)), np.zeros((len(names), len(names)))
     for row in block.itertuples():

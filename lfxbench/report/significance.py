@@ -1,18 +1,19 @@
 """Ranks that respect significance, and critical-difference diagrams across models.
 
-Ranks (`significance_ranks`): within each (model, dataset, metric), every pair of methods
-is compared by a two-sided Wilcoxon signed-rank test (Pratt's treatment of zero
-differences) on paired observations, the p-values Holm-corrected over the pairs of that
-group. A method's rank is 1 + the number of methods significantly better than it (p < alpha
-after correction, better by the metric's direction on the mean over seeds), so methods that
-the data cannot tell apart share a rank. The observations are per-example values, paired by
-(seed, position of the example), where every method of the group has them (the same method
-kind, the same seeds, the same number of examples per seed); otherwise the per-seed values,
-paired by seed. Pratt's treatment keeps the examples on which two methods score the same
-in the ranking of the differences, where Wilcoxon's would drop them and judge the pair on
-the examples where they differ alone. A two-sided Wilcoxon test on n pairs cannot reach
-p < 0.05 below n = 6 (its smallest p is 2 / 2**n), so on per-seed values from a few seeds
-every method ties: the data do not separate them, and the ranks say so.
+Ranks (`significance_ranks`): within each (model, dataset, method kind, metric), the
+methods of one leaderboard table under one metric, every pair of methods is compared by a
+two-sided Wilcoxon signed-rank test (Pratt's treatment of zero differences) on paired
+observations, the p-values Holm-corrected over the pairs of that group. A method's rank is
+1 + the number of methods significantly better than it (p < alpha after correction, better
+by the metric's direction on the mean over seeds), so methods that the data cannot tell
+apart share a rank. The observations are per-example values, paired by (seed, position of
+the example), where every method of the group has them (the same seeds, the same number of
+examples per seed); otherwise the per-seed values, paired by seed. Pratt's treatment keeps
+the examples on which two methods score the same in the ranking of the differences, where
+Wilcoxon's would drop them and judge the pair on the examples where they differ alone. A
+two-sided Wilcoxon test on n pairs cannot reach p < 0.05 below n = 6 (its smallest p is
+2 / 2**n), so on per-seed values from a few seeds every method ties: the data do not
+separate them, and the ranks say so.
 
 Pairing by position trusts that a cell's samples list every explained example in order.
 A metric that drops undefined examples is caught where that changes the counts (the
@@ -32,7 +33,14 @@ import scikit_posthocs as sp
 from matplotlib.figure import Figure
 from scipy import stats
 
-from lfxbench.report.statistics import GROUP, KEYS, PerExample, per_example_values, single_rows
+from lfxbench.report.statistics import (
+    GROUP,
+    KEYS,
+    PerExample,
+    per_example_values,
+    single_rows,
+    with_method_kind,
+)
 
 RANK_TEST = "Wilcoxon–Holm"
 
@@ -41,17 +49,14 @@ def _paired_observations(
     part: pd.DataFrame, methods: list[str], per_example: PerExample
 ) -> tuple[dict[str, np.ndarray], str]:
     """Each method's observations, aligned across methods, and the words for the test."""
-    model, dataset, metric = (part[column].iloc[0] for column in GROUP)
+    model, dataset, metric = (part[column].iloc[0] for column in ("model", "dataset", "metric"))
     by_method = {method: rows for method, rows in part.groupby("method", sort=False)}
     values = {
         method: dict(zip(by_method[method]["seed"], by_method[method]["value"], strict=True))
         for method in methods
     }
     seeds = sorted(values[methods[0]])
-    kinds = part["method_kind"].fillna("feature") if "method_kind" in part else None
-    # The examples are the same, in the same order, only within one kind of method.
-    one_kind = kinds is None or kinds[part["method"].isin(methods)].nunique() == 1
-    if one_kind and all(sorted(values[method]) == seeds for method in methods):
+    if all(sorted(values[method]) == seeds for method in methods):
         arrays = {
             method: [per_example.get((model, dataset, method, metric, seed)) for seed in seeds]
             for method in methods
@@ -109,7 +114,8 @@ def pairwise_tests(
     alpha: float = 0.05,
     per_example: PerExample | None = None,
 ) -> dict[tuple[Hashable, ...], tuple[pd.DataFrame | None, str]]:
-    """Per (model, dataset, metric) of single-explanation rows: the Holm-corrected Wilcoxon
+    """Per (model, dataset, method kind, metric) of single-explanation rows (a
+    ``method_kind`` missing from ``results`` is "feature"): the Holm-corrected Wilcoxon
     p-values of every pair of methods with a mean, and the words for the test used
     (``rank_test``). The p-values are None where no test ran: under 2 methods with a mean,
     under 2 paired observations, or too few observations for any p-value below ``alpha``.
@@ -117,7 +123,7 @@ def pairwise_tests(
     if per_example is None:
         per_example = per_example_values(results, samples)
     tests = {}
-    for group, part in single_rows(results).groupby(GROUP, sort=False):
+    for group, part in single_rows(with_method_kind(results)).groupby(GROUP, sort=False):
         means = part.groupby("method", sort=False)["value"].agg(lambda v: v.mean(skipna=False))
         methods = [method for method, mean in means.items() if np.isfinite(mean)]
         if len(methods) < 2:
@@ -146,15 +152,18 @@ def significance_ranks(
 ) -> pd.DataFrame:
     """Columns KEYS, ``significance_rank`` and ``rank_test``, one row per board key.
 
-    ``significance_rank``: 1 + the number of methods of the same (model, dataset, metric)
-    significantly better (see the module's docstring for the test); a method whose mean
-    over seeds is NaN ranks after every method with a mean; pairwise rows rank 0 (their
-    ``rank_test`` is empty). ``rank_test`` names the test and its observations, the same
-    for every row of a group, e.g. "Wilcoxon–Holm, 2 seeds × 100 examples".
+    ``significance_rank``: 1 + the number of methods of the same (model, dataset, method
+    kind, metric) significantly better (see the module's docstring for the test); a method
+    whose mean over seeds is NaN ranks after every method with a mean; pairwise rows rank 0
+    (their ``rank_test`` is empty). ``rank_test`` names the test and its observations, the
+    same for every row of a group, e.g. "Wilcoxon–Holm, 2 seeds × 100 examples".
     """
+    results = with_method_kind(results)
     tests = pairwise_tests(results, samples, alpha, per_example)
     board = results.groupby(KEYS, sort=False).agg(
-        direction=("direction", "first"), mean=("value", lambda v: v.mean(skipna=False))
+        method_kind=("method_kind", "first"),
+        direction=("direction", "first"),
+        mean=("value", lambda v: v.mean(skipna=False)),
     )
     board = board.reset_index()
     board["significance_rank"] = 0

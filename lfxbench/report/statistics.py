@@ -6,7 +6,8 @@ Every function reads the tidy tables of a run (``results``: one row per cell × 
 ``samples``: per-example values of a cell, several named groups per cell) and answers keyed
 like the board of `lfxbench.report.leaderboard.aggregate`: (model, dataset, method,
 metric, model_b, method_b), with empty ``model_b`` / ``method_b`` on the rows of a single
-explanation.
+explanation. Ranks are grouped by ``GROUP``: the methods of one leaderboard table
+(``BLOCK``: model, dataset, method kind) under one metric.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from scipy import stats
 
 KEYS = ["model", "dataset", "method", "metric", "model_b", "method_b"]
 CELL = ["model", "dataset", "method", "metric", "seed"]
-GROUP = ["model", "dataset", "metric"]
+BLOCK = ["model", "dataset", "method_kind"]  # the methods one leaderboard table compares
+GROUP = [*BLOCK, "metric"]
 
 BOOTSTRAP = "bootstrap over seeds × examples"
 T_OVER_SEEDS = "t over seeds"
@@ -35,6 +37,13 @@ N_RESAMPLES = 2000
 LEVEL = 0.95
 
 PerExample = dict[tuple[Hashable, ...], np.ndarray]
+
+
+def with_method_kind(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with a ``method_kind`` on every row: "feature" where it has none, as
+    results from before example methods do."""
+    kinds = results.get("method_kind", pd.Series(index=results.index, dtype=object))
+    return results.assign(method_kind=kinds.fillna("feature"))
 
 
 def single_rows(table: pd.DataFrame) -> pd.DataFrame:
